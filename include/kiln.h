@@ -1,0 +1,410 @@
+/*
+ * kiln.h - the public interface of Kiln, a portable GPU deep-learning backend.
+ *
+ * Kiln keeps tensors in device buffers behind a pluggable queue and runs its
+ * ops on one of three backends: OpenCL, Vulkan compute, or the built-in C
+ * reference (the test oracle and the last fallback).
+ *
+ * Conventions that hold for every function below:
+ *
+ *  - Errors are values.  A function that makes an object returns NULL on
+ *    failure; one that does work returns a kiln_status.  Either way the
+ *    context keeps a message naming the call and the cause, readable with
+ *    kiln_error_message().  The first error is kept until kiln_clear_error();
+ *    later errors do not overwrite it.  Kiln never aborts the host process.
+ *  - NULL propagates: an op given a NULL tensor (the result of an earlier
+ *    failure) returns NULL without adding a second message, so a block of
+ *    calls can be checked once at its end.
+ *  - Ownership: every kiln_*_new / _create has its _free / _destroy.  A tensor
+ *    holds a reference on its storage; views share storage and stay valid
+ *    after the tensor they were made from is freed.  Freeing NULL is a no-op.
+ *  - Tensors live on the context's device.  Ops are enqueued in order and run
+ *    asynchronously; kiln_tensor_read() and kiln_finish() wait for them.
+ *  - Nothing here touches process-wide mutable state: contexts are
+ *    independent, and one context may be used by one thread at a time.
+ */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+
+/** The most dimensions a tensor may have. */
+#define KILN_MAX_DIMS 6
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_status {
+    KILN_OK = 0,
+    KILN_ERROR_INVALID_ARGUMENT,  /**< NULL handle, bad value, bad axis      */
+    KILN_ERROR_SHAPE,             /**< shapes that do not fit the operation  */
+    KILN_ERROR_DTYPE,             /**< dtype the op or the device lacks      */
+    KILN_ERROR_UNSUPPORTED,       /**< feature missing on this device        */
+    KILN_ERROR_OUT_OF_HOST_MEMORY,
+    KILN_ERROR_OUT_OF_DEVICE_MEMORY,
+    KILN_ERROR_KERNEL_BUILD,      /**< a kernel failed to build; log in msg  */
+    KILN_ERROR_DEVICE_LOST,
+    KILN_ERROR_NO_DEVICE,         /**< the requested device does not exist   */
+    KILN_ERROR_IO,                /**< a file could not be read or written   */
+    KILN_ERROR_CORRUPT,           /**< a buffer guard or a file is damaged   */
+    KILN_ERROR_BACKEND,           /**< any other error the driver returned   */
+} kiln_status;
+
+/** A constant English name for a status code ("shape mismatch", ...). */
+const char *kiln_status_string(kiln_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_backend {
+    KILN_BACKEND_REFERENCE = 0,   /**< plain C on the host                   */
+    KILN_BACKEND_OPENCL = 1,
+    KILN_BACKEND_VULKAN = 2,
+} kiln_backend;
+
+typedef enum kiln_vendor {
+    KILN_VENDOR_OTHER = 0,
+    KILN_VENDOR_AMD,
+    KILN_VENDOR_INTEL,
+    KILN_VENDOR_NVIDIA,
+} kiln_vendor;
+
+typedef enum kiln_device_type {
+    KILN_DEVICE_DISCRETE_GPU = 0,
+    KILN_DEVICE_INTEGRATED_GPU,
+    KILN_DEVICE_CPU,              /**< a CPU implementation (PoCL, lavapipe)  */
+    KILN_DEVICE_REFERENCE,        /**< Kiln's own C reference                 */
+} kiln_device_type;
+
+/** What Kiln knows about one device; filled by kiln_device_list(). */
+typedef struct kiln_device_info {
+    kiln_backend backend;
+    int index;                    /**< position within its backend's list    */
+    char name[128];
+    char platform[128];           /**< OpenCL platform / Vulkan driver name  */
+    char driver_version[64];
+    char api_version[32];
+    kiln_vendor vendor;
+    kiln_device_type type;
+    uint64_t global_memory;       /**< bytes                                 */
+    uint64_t max_allocation;      /**< largest single buffer, bytes          */
+    uint32_t compute_units;
+    uint32_t subgroup_min;        /**< 0 when the API does not report it     */
+    uint32_t subgroup_max;
+    uint32_t local_memory;        /**< shared/local memory per group, bytes  */
+    uint32_t max_workgroup_size;
+    int fp16;                     /**< arithmetic in half precision          */
+    int fp64;                     /**< arithmetic in double precision        */
+    int usable;                   /**< 0: listed, but Kiln cannot run on it  */
+    char unusable_reason[128];
+} kiln_device_info;
+
+/**
+ * Lists every device Kiln can see: every OpenCL device, every Vulkan physical
+ * device and the C reference device (always last).  Writes at most @max
+ * entries to @out (which may be NULL when @max is 0) and returns the total
+ * number found, so a first call with max = 0 sizes the array.  A machine with
+ * no OpenCL or Vulkan driver at all still returns 1 (the reference).
+ * Set KILN_DISABLE_OPENCL=1 / KILN_DISABLE_VULKAN=1 to hide a backend.
+ */
+int kiln_device_list(kiln_device_info *out, int max);
+
+/**
+ * Resolves a device specification to an index into kiln_device_list().
+ * Accepted forms: "auto"; "reference" (or "ref", "cpu-ref"); "opencl" or
+ * "vulkan" (the best device of that backend); "opencl:N" / "vulkan:N"
+ * (index within the backend); "opencl:TEXT" / "vulkan:TEXT" / "TEXT" (first
+ * device whose name contains TEXT, case-insensitive).  "auto" prefers a
+ * discrete GPU, then an integrated GPU, then a CPU implementation, then the
+ * reference; at equal rank Vulkan on GPUs and OpenCL on CPUs.  Returns -1 and
+ * writes a reason to @why (if not NULL, @why_size bytes) when nothing matches.
+ */
+int kiln_device_select(const kiln_device_info *devices, int count,
+                       const char *spec, char *why, size_t why_size);
+
+/** "reference", "opencl" or "vulkan". */
+const char *kiln_backend_name(kiln_backend backend);
+/** "AMD", "Intel", "NVIDIA" or "other". */
+const char *kiln_vendor_name(kiln_vendor vendor);
+/** "discrete GPU", "integrated GPU", "CPU" or "reference". */
+const char *kiln_device_type_name(kiln_device_type type);
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_context kiln_context;
+
+typedef struct kiln_context_options {
+    /** Device specification (see kiln_device_select); NULL means the
+     *  KILN_DEVICE environment variable if set, else "auto". */
+    const char *device;
+    /** Enable the Vulkan validation layer and count its messages
+     *  (kiln_validation_message_count).  Also enabled by
+     *  KILN_VULKAN_VALIDATION=1. */
+    int vulkan_validation;
+    /** Surround every device allocation with this many guard bytes of a known
+     *  pattern, checked by kiln_check_guards().  0 = off.  Also set by
+     *  KILN_GUARD_BYTES.  For tests. */
+    uint32_t guard_bytes;
+} kiln_context_options;
+
+/**
+ * Opens a context on a device.  @options may be NULL (all defaults).  Never
+ * returns NULL except when the host is out of memory: a context whose device
+ * failed to open is returned in the error state, so kiln_status() and
+ * kiln_error_message() explain why; it must still be destroyed.
+ */
+kiln_context *kiln_context_create(const kiln_context_options *options);
+
+/** Waits for queued work, frees every resource of the context.  Tensors still
+ *  alive become unusable and must still be freed (they free host memory
+ *  only).  NULL is a no-op. */
+void kiln_context_destroy(kiln_context *ctx);
+
+/** The device this context runs on. */
+const kiln_device_info *kiln_context_device(const kiln_context *ctx);
+
+/** KILN_OK, or the code of the first error since the last clear. */
+kiln_status kiln_status_of(const kiln_context *ctx);
+
+/** The message of the first error since the last clear, or "" when none. */
+const char *kiln_error_message(const kiln_context *ctx);
+
+/** Forgets the stored error so the context can report the next one. */
+void kiln_clear_error(kiln_context *ctx);
+
+/** Waits until all work queued on the context has finished. */
+kiln_status kiln_finish(kiln_context *ctx);
+
+/** Number of Vulkan validation messages (warnings and errors) seen since the
+ *  context was created; 0 when validation is off or the backend is not
+ *  Vulkan.  The first such message is also stored as the context's error. */
+uint64_t kiln_validation_message_count(const kiln_context *ctx);
+
+/** With guard bytes on: reads every live allocation's guards back and returns
+ *  KILN_ERROR_CORRUPT (message names the allocation) if any byte changed.
+ *  KILN_OK when guards are off. */
+kiln_status kiln_check_guards(kiln_context *ctx);
+
+/** Statistics of the context, for tools and tests. */
+typedef struct kiln_context_stats {
+    uint64_t dispatches;          /**< kernels enqueued since creation       */
+    uint64_t barriers;            /**< pipeline barriers inserted (Vulkan)   */
+    uint64_t device_blocks;       /**< device memory blocks allocated now    */
+    uint64_t device_bytes;        /**< bytes in those blocks                 */
+    uint64_t live_allocations;    /**< sub-allocations alive now             */
+    uint64_t programs_built;      /**< kernels compiled from source          */
+    uint64_t programs_cached;     /**< kernels loaded from the on-disk cache */
+} kiln_context_stats;
+
+void kiln_context_get_stats(const kiln_context *ctx, kiln_context_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_dtype {
+    KILN_F32 = 0,
+    KILN_I32 = 1,
+    KILN_F64 = 2,
+} kiln_dtype;
+
+/** Bytes per element of @dtype. */
+size_t kiln_dtype_size(kiln_dtype dtype);
+/** "f32", "i32" or "f64". */
+const char *kiln_dtype_name(kiln_dtype dtype);
+
+typedef struct kiln_tensor kiln_tensor;
+
+/**
+ * A new contiguous tensor of @ndim dimensions (0 = a scalar) with the given
+ * shape, uninitialised.  Fails on a negative dimension, more than
+ * KILN_MAX_DIMS dimensions, 2^31 or more elements, a dtype the device lacks
+ * (f64 without fp64) or when device memory runs out.
+ */
+kiln_tensor *kiln_tensor_new(kiln_context *ctx, kiln_dtype dtype, int ndim,
+                             const int64_t *shape);
+
+/** Like kiln_tensor_new, then copies @bytes bytes from @data into it;
+ *  @bytes must equal the tensor's size. */
+kiln_tensor *kiln_tensor_from_data(kiln_context *ctx, kiln_dtype dtype,
+                                   int ndim, const int64_t *shape,
+                                   const void *data, size_t bytes);
+
+/** Drops this handle; storage is freed when no view uses it.  NULL ok. */
+void kiln_tensor_free(kiln_tensor *t);
+
+/** Copies host data into @t (which may be a view: written element by
+ *  element in its logical, row-major order).  @bytes must equal
+ *  kiln_tensor_numel(t) * kiln_dtype_size(dtype). */
+kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t bytes);
+
+/** Waits for the work that produces @t and copies it, in row-major logical
+ *  order, into @data (@bytes must be the tensor's size). */
+kiln_status kiln_tensor_read(kiln_tensor *t, void *data, size_t bytes);
+
+kiln_context *kiln_tensor_context(const kiln_tensor *t);
+kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+int kiln_tensor_ndim(const kiln_tensor *t);
+/** Size of dimension @dim (negative counts from the end); -1 if out of range. */
+int64_t kiln_tensor_dim(const kiln_tensor *t, int dim);
+/** Copies the shape into @shape (KILN_MAX_DIMS entries) and returns ndim. */
+int kiln_tensor_shape(const kiln_tensor *t, int64_t *shape);
+/** Element strides (not bytes) into @strides; returns ndim. */
+int kiln_tensor_strides(const kiln_tensor *t, int64_t *strides);
+int64_t kiln_tensor_numel(const kiln_tensor *t);
+/** 1 when the elements are dense in row-major order. */
+int kiln_tensor_is_contiguous(const kiln_tensor *t);
+
+/* Views: share storage, no copy.  -------------------------------------- */
+
+/** Same elements, new shape.  One entry may be -1 (inferred).  A view when
+ *  @t is contiguous, otherwise a contiguous copy is made first. */
+kiln_tensor *kiln_reshape(kiln_tensor *t, int ndim, const int64_t *shape);
+/** Reorders dimensions: output dim i is input dim perm[i]. */
+kiln_tensor *kiln_permute(kiln_tensor *t, const int *perm);
+/** Swaps two dimensions (negative indices count from the end). */
+kiln_tensor *kiln_transpose(kiln_tensor *t, int dim0, int dim1);
+/** Elements start, start+step, ... < stop along @dim (step >= 1;
+ *  negative start/stop count from the end, as in Python). */
+kiln_tensor *kiln_slice(kiln_tensor *t, int dim, int64_t start, int64_t stop,
+                        int64_t step);
+/** A view with stride 0 along broadcast dimensions (NumPy rules). */
+kiln_tensor *kiln_broadcast_to(kiln_tensor *t, int ndim, const int64_t *shape);
+
+/* Copies and fills. ----------------------------------------------------- */
+
+/** A new contiguous tensor with the same values (a real copy). */
+kiln_tensor *kiln_contiguous_copy(kiln_tensor *t);
+/** Copies @src into @dst element by element (shapes must match exactly,
+ *  dtypes may differ: values are converted as by kiln_cast). */
+kiln_status kiln_copy(kiln_tensor *dst, kiln_tensor *src);
+/** Sets every element of @t (a view is fine) to @value, converted to the
+ *  tensor's dtype. */
+kiln_status kiln_fill(kiln_tensor *t, double value);
+/** A new tensor of @dtype.  Float to int truncates toward zero, saturates
+ *  at the int32 range and maps NaN to 0. */
+kiln_tensor *kiln_cast(kiln_tensor *t, kiln_dtype dtype);
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise ops (NumPy broadcasting; result is a new contiguous tensor)  */
+/* ------------------------------------------------------------------------ */
+/*
+ * Binary ops need equal dtypes (cast first).  Integer division truncates
+ * toward zero and gives 0 for a zero divisor.  min/max propagate NaN.
+ * Comparisons return 1 or 0 in the operands' dtype, and kiln_select takes a
+ * condition of the same dtype (nonzero = true), so masks compose with
+ * arithmetic.  exp, log, sqrt, pow, sigmoid and tanh need a float dtype.
+ */
+
+kiln_tensor *kiln_add(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_sub(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_mul(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_div(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_minimum(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_maximum(kiln_tensor *a, kiln_tensor *b);
+kiln_tensor *kiln_pow(kiln_tensor *a, kiln_tensor *b);
+
+typedef enum kiln_compare_op {
+    KILN_EQ, KILN_NE, KILN_LT, KILN_LE, KILN_GT, KILN_GE,
+} kiln_compare_op;
+
+kiln_tensor *kiln_compare(kiln_tensor *a, kiln_tensor *b, kiln_compare_op op);
+/** cond ? a : b, elementwise, all three broadcast together. */
+kiln_tensor *kiln_select(kiln_tensor *cond, kiln_tensor *a, kiln_tensor *b);
+
+kiln_tensor *kiln_neg(kiln_tensor *t);
+kiln_tensor *kiln_abs(kiln_tensor *t);
+kiln_tensor *kiln_square(kiln_tensor *t);
+kiln_tensor *kiln_relu(kiln_tensor *t);
+kiln_tensor *kiln_exp(kiln_tensor *t);
+kiln_tensor *kiln_log(kiln_tensor *t);
+kiln_tensor *kiln_sqrt(kiln_tensor *t);
+kiln_tensor *kiln_sigmoid(kiln_tensor *t);
+kiln_tensor *kiln_tanh(kiln_tensor *t);
+
+/* ------------------------------------------------------------------------ */
+/* Reductions                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_reduce_op {
+    KILN_REDUCE_SUM, KILN_REDUCE_MEAN, KILN_REDUCE_MAX, KILN_REDUCE_MIN,
+} kiln_reduce_op;
+
+/**
+ * Reduces @t over @naxes axes (negative indices count from the end; naxes 0
+ * with axes NULL means every axis).  @keepdims keeps reduced axes as size 1.
+ * MEAN needs a float dtype.  An empty reduction gives 0 for sum, NaN for
+ * mean, and is an error for max and min.
+ */
+kiln_tensor *kiln_reduce(kiln_tensor *t, kiln_reduce_op op, int naxes,
+                         const int *axes, int keepdims);
+kiln_tensor *kiln_sum(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+kiln_tensor *kiln_mean(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+kiln_tensor *kiln_max(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+kiln_tensor *kiln_min(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+/** Index (i32) of the largest element along @axis; the first one on ties. */
+kiln_tensor *kiln_argmax(kiln_tensor *t, int axis, int keepdims);
+/** Index (i32) of the smallest element along @axis; the first one on ties. */
+kiln_tensor *kiln_argmin(kiln_tensor *t, int axis, int keepdims);
+
+/* ------------------------------------------------------------------------ */
+/* Matrix products                                                          */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Matrix product with NumPy's matmul rules: 1-D operands are promoted and the
+ * promoted dimension removed; leading (batch) dimensions broadcast.  f32 and
+ * f64.  Transposed operands are read through their strides, not copied.
+ */
+kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b);
+
+/**
+ * General product C = alpha * op(A) op(B) + beta * C on the last two
+ * dimensions, op(X) = X or X^T.  @c may be NULL (a new tensor, beta ignored)
+ * or an existing contiguous tensor of the result's shape, updated in place;
+ * returned either way (the caller owns a new one, not an existing @c).
+ */
+kiln_tensor *kiln_gemm(kiln_tensor *a, int transpose_a, kiln_tensor *b,
+                       int transpose_b, double alpha, double beta,
+                       kiln_tensor *c);
+
+/* ------------------------------------------------------------------------ */
+/* Recording and replay                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_recording kiln_recording;
+
+/**
+ * Starts recording: until kiln_recording_end(), ops are captured instead of
+ * run.  Tensors made while recording are allocated as usual and keep their
+ * storage; host reads and writes are not allowed while recording.
+ */
+kiln_status kiln_recording_begin(kiln_context *ctx);
+/** Ends the capture and returns it (NULL on error). */
+kiln_recording *kiln_recording_end(kiln_context *ctx);
+/** Runs the captured work again, on the same buffers, without re-issuing it
+ *  op by op (a Vulkan command buffer submitted again; a prepared OpenCL
+ *  enqueue list).  Asynchronous like any op. */
+kiln_status kiln_recording_replay(kiln_recording *rec);
+/** Number of kernels in the recording. */
+uint64_t kiln_recording_dispatches(const kiln_recording *rec);
+void kiln_recording_free(kiln_recording *rec);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KILN_H */

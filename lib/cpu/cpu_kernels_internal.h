@@ -1,0 +1,23 @@
+/* cpu_kernels_internal.h - helpers shared by the reference kernel files. */
+#ifndef KILN_CPU_KERNELS_INTERNAL_H
+#define KILN_CPU_KERNELS_INTERNAL_H
+
+#include <stdint.h>
+
+#include "queue/queue.h"
+
+/** Offset of logical element @i over a KILN_KDIMS shape with strides. */
+int64_t kiln_cpu_strided_offset(int64_t i, const int32_t *shape,
+                                const int32_t *stride);
+/** Element @i of a block of dtype @t, as a double (exact for all dtypes). */
+double kiln_cpu_load(const void *base, kiln_dtype t, int64_t i);
+/** Stores @v converted to @t (float to int as the kernels convert). */
+void kiln_cpu_store(void *base, kiln_dtype t, int64_t i, double v);
+/** A scalar passed in T's bits (kernels.h), as a double. */
+double kiln_cpu_scalar(kiln_dtype t, uint32_t lo, uint32_t hi);
+
+void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_argreduce(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * cpu_kernels_reduce.c - reference reductions and matrix product.
+ *
+ * Sums accumulate in double (int sums in int64, wrapped to int32 like the
+ * GPU's wrapping adds): the reference is the most accurate answer, and the
+ * tests' tolerances cover the devices' float accumulation.
+ */
+#include <math.h>
+
+#include "cpu/cpu_kernels_internal.h"
+#include "queue/kernels.h"
+
+void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base)
+{
+    const kiln_reduce_params *p = (const void *)d->params;
+    double scale = kiln_cpu_scalar(d->dtype, p->scale_lo, p->scale_hi);
+    for (int64_t o = 0; o < p->nout; o++) {
+        int64_t outer = p->off_in + kiln_cpu_strided_offset(
+                                        o, p->outer_shape, p->outer_stride);
+        double acc = p->op == KILN_KREDUCE_SUM ? 0
+                   : p->op == KILN_KREDUCE_MAX ? -INFINITY : INFINITY;
+        int64_t iacc = 0;
+        int saw_nan = 0;
+        for (int64_t r = 0; r < p->nred; r++) {
+            int64_t at = outer + kiln_cpu_strided_offset(r, p->red_shape,
+                                                         p->red_stride);
+            double v = kiln_cpu_load(base[0], d->dtype, at);
+            if (isnan(v))
+                saw_nan = 1;
+            if (p->op == KILN_KREDUCE_SUM) {
+                acc += v;
+                iacc += (int64_t)v;
+            } else if (p->op == KILN_KREDUCE_MAX) {
+                acc = v > acc ? v : acc;
+            } else {
+                acc = v < acc ? v : acc;
+            }
+        }
+        if (saw_nan)
+            acc = NAN;
+        if (d->dtype == KILN_I32 && p->op == KILN_KREDUCE_SUM)
+            acc = (int32_t)(uint32_t)(uint64_t)iacc;
+        else if (p->op == KILN_KREDUCE_SUM)
+            acc *= scale;
+        kiln_cpu_store(base[1], d->dtype, p->off_out + o, acc);
+    }
+}
+
+void kiln_cpu_argreduce(const kiln_dispatch *d, void *const *base)
+{
+    const kiln_reduce_params *p = (const void *)d->params;
+    for (int64_t o = 0; o < p->nout; o++) {
+        int64_t outer = p->off_in + kiln_cpu_strided_offset(
+                                        o, p->outer_shape, p->outer_stride);
+        int64_t best = 0;
+        double bestv = 0;
+        for (int64_t r = 0; r < p->nred; r++) {
+            int64_t at = outer + kiln_cpu_strided_offset(r, p->red_shape,
+                                                         p->red_stride);
+            double v = kiln_cpu_load(base[0], d->dtype, at);
+            if (r == 0) {
+                bestv = v;
+                continue;
+            }
+            if (isnan(bestv))
+                break; /* the first NaN wins */
+            int better = p->op == KILN_KARG_MAX ? v > bestv : v < bestv;
+            if (better || isnan(v)) {
+                best = r;
+                bestv = v;
+            }
+        }
+        ((int32_t *)base[1])[p->off_out + o] = (int32_t)best;
+    }
+}
+
+void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base)
+{
+    const kiln_gemm_params *p = (const void *)d->params;
+    double alpha = kiln_cpu_scalar(d->dtype, p->alpha_lo, p->alpha_hi);
+    double beta = kiln_cpu_scalar(d->dtype, p->beta_lo, p->beta_hi);
+    for (int64_t z = 0; z < p->batch; z++) {
+        int64_t a0 = p->off_a + z * p->a_sb, b0 = p->off_b + z * p->b_sb;
+        int64_t c0 = p->off_c + z * p->c_sb;
+        for (int64_t m = 0; m < p->m; m++) {
+            for (int64_t n = 0; n < p->n; n++) {
+                double acc = 0;
+                for (int64_t k = 0; k < p->k; k++)
+                    acc += kiln_cpu_load(base[0], d->dtype,
+                                         a0 + m * p->a_sm + k * p->a_sk) *
+                           kiln_cpu_load(base[1], d->dtype,
+                                         b0 + k * p->b_sk + n * p->b_sn);
+                int64_t at = c0 + m * p->c_sm + n;
+                double c = alpha * acc;
+                if (beta != 0)
+                    c += beta * kiln_cpu_load(base[2], d->dtype, at);
+                kiln_cpu_store(base[2], d->dtype, at, c);
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * ops.h - shared machinery of the op layer (backend-neutral): argument
+ * checks, broadcasting, turning tensors into kernel parameters, launching.
+ */
+#ifndef KILN_OPS_H
+#define KILN_OPS_H
+
+#include "queue/kernels.h"
+#include "tensor.h"
+
+/**
+ * Context shared by @n tensors, or NULL.  A NULL tensor (an earlier failure)
+ * makes this return NULL without a new message when another argument has a
+ * context that already holds an error; otherwise it records "call: argument
+ * NAME is NULL".  Tensors from different contexts are an error.
+ */
+kiln_context *kiln__args(const char *call, int n, kiln_tensor *const *ts);
+
+/** Strides that view @t (right-aligned) as @shape with NumPy broadcasting:
+ *  0 along broadcast dimensions.  Returns -1 if it does not broadcast. */
+int kiln__broadcast_strides(const kiln_tensor *t, int ndim,
+                            const int64_t *shape, int64_t *stride);
+
+/** The broadcast shape of @n tensors into @shape; returns its ndim, or -1
+ *  after recording a shape error naming @call. */
+int kiln__broadcast_shape(kiln_context *ctx, const char *call, int n,
+                          kiln_tensor *const *ts, int64_t *shape);
+
+/** Fills KILN_KDIMS-wide kernel shape and stride arrays (right-aligned,
+ *  leading 1s/0s) for @t seen as @shape (broadcast allowed). */
+void kiln__kernel_strides(const kiln_tensor *t, int ndim, const int64_t *shape,
+                          int32_t *kshape, int32_t *kstride);
+
+/** Starts a dispatch of @kernel over @n elements: grid-stride groups, the
+ *  device's preferred workgroup size. */
+void kiln__dispatch_init(kiln_context *ctx, kiln_dispatch *d,
+                         kiln_kernel_id kernel, kiln_dtype dtype, int64_t n);
+
+/** Appends @t as the next binding. */
+void kiln__bind(kiln_dispatch *d, const kiln_tensor *t, kiln_access access);
+
+/** Checks support, counts and enqueues @d; errors name @call. */
+kiln_status kiln__launch(kiln_context *ctx, const char *call,
+                         const kiln_dispatch *d, int op);
+
+/** @value in @dtype's bits (kernels.h scalar convention). */
+void kiln__scalar_bits(kiln_dtype dtype, double value, uint32_t *lo,
+                       uint32_t *hi);
+
+/** Strided conversion/copy of @src into @dst (same shape). */
+kiln_status kiln__convert(kiln_context *ctx, const char *call, kiln_tensor *dst,
+                          kiln_tensor *src);
+
+#endif
