@@ -37,6 +37,13 @@ extern "C" {
 #define KILN_VERSION_MINOR 1
 #define KILN_VERSION_PATCH 0
 
+/* Symbols of the shared library are hidden unless marked here. */
+#if defined(__GNUC__) && !defined(KILN_STATIC)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
 /** The most dimensions a tensor may have. */
 #define KILN_MAX_DIMS 6
 
@@ -61,7 +68,7 @@ typedef enum kiln_status {
 } kiln_status;
 
 /** A constant English name for a status code ("shape mismatch", ...). */
-const char *kiln_status_string(kiln_status status);
+KILN_API const char *kiln_status_string(kiln_status status);
 
 /* ------------------------------------------------------------------------ */
 /* Devices                                                                  */
@@ -94,7 +101,7 @@ typedef struct kiln_device_info {
     char name[128];
     char platform[128];           /**< OpenCL platform / Vulkan driver name  */
     char driver_version[64];
-    char api_version[32];
+    char api_version[64];
     kiln_vendor vendor;
     kiln_device_type type;
     uint64_t global_memory;       /**< bytes                                 */
@@ -118,7 +125,7 @@ typedef struct kiln_device_info {
  * no OpenCL or Vulkan driver at all still returns 1 (the reference).
  * Set KILN_DISABLE_OPENCL=1 / KILN_DISABLE_VULKAN=1 to hide a backend.
  */
-int kiln_device_list(kiln_device_info *out, int max);
+KILN_API int kiln_device_list(kiln_device_info *out, int max);
 
 /**
  * Resolves a device specification to an index into kiln_device_list().
@@ -130,15 +137,15 @@ int kiln_device_list(kiln_device_info *out, int max);
  * reference; at equal rank Vulkan on GPUs and OpenCL on CPUs.  Returns -1 and
  * writes a reason to @why (if not NULL, @why_size bytes) when nothing matches.
  */
-int kiln_device_select(const kiln_device_info *devices, int count,
+KILN_API int kiln_device_select(const kiln_device_info *devices, int count,
                        const char *spec, char *why, size_t why_size);
 
 /** "reference", "opencl" or "vulkan". */
-const char *kiln_backend_name(kiln_backend backend);
+KILN_API const char *kiln_backend_name(kiln_backend backend);
 /** "AMD", "Intel", "NVIDIA" or "other". */
-const char *kiln_vendor_name(kiln_vendor vendor);
+KILN_API const char *kiln_vendor_name(kiln_vendor vendor);
 /** "discrete GPU", "integrated GPU", "CPU" or "reference". */
-const char *kiln_device_type_name(kiln_device_type type);
+KILN_API const char *kiln_device_type_name(kiln_device_type type);
 
 /* ------------------------------------------------------------------------ */
 /* Contexts                                                                 */
@@ -166,37 +173,37 @@ typedef struct kiln_context_options {
  * failed to open is returned in the error state, so kiln_status() and
  * kiln_error_message() explain why; it must still be destroyed.
  */
-kiln_context *kiln_context_create(const kiln_context_options *options);
+KILN_API kiln_context *kiln_context_create(const kiln_context_options *options);
 
 /** Waits for queued work, frees every resource of the context.  Tensors still
  *  alive become unusable and must still be freed (they free host memory
  *  only).  NULL is a no-op. */
-void kiln_context_destroy(kiln_context *ctx);
+KILN_API void kiln_context_destroy(kiln_context *ctx);
 
 /** The device this context runs on. */
-const kiln_device_info *kiln_context_device(const kiln_context *ctx);
+KILN_API const kiln_device_info *kiln_context_device(const kiln_context *ctx);
 
 /** KILN_OK, or the code of the first error since the last clear. */
-kiln_status kiln_status_of(const kiln_context *ctx);
+KILN_API kiln_status kiln_status_of(const kiln_context *ctx);
 
 /** The message of the first error since the last clear, or "" when none. */
-const char *kiln_error_message(const kiln_context *ctx);
+KILN_API const char *kiln_error_message(const kiln_context *ctx);
 
 /** Forgets the stored error so the context can report the next one. */
-void kiln_clear_error(kiln_context *ctx);
+KILN_API void kiln_clear_error(kiln_context *ctx);
 
 /** Waits until all work queued on the context has finished. */
-kiln_status kiln_finish(kiln_context *ctx);
+KILN_API kiln_status kiln_finish(kiln_context *ctx);
 
 /** Number of Vulkan validation messages (warnings and errors) seen since the
  *  context was created; 0 when validation is off or the backend is not
  *  Vulkan.  The first such message is also stored as the context's error. */
-uint64_t kiln_validation_message_count(const kiln_context *ctx);
+KILN_API uint64_t kiln_validation_message_count(const kiln_context *ctx);
 
 /** With guard bytes on: reads every live allocation's guards back and returns
  *  KILN_ERROR_CORRUPT (message names the allocation) if any byte changed.
  *  KILN_OK when guards are off. */
-kiln_status kiln_check_guards(kiln_context *ctx);
+KILN_API kiln_status kiln_check_guards(kiln_context *ctx);
 
 /** Statistics of the context, for tools and tests. */
 typedef struct kiln_context_stats {
@@ -209,7 +216,7 @@ typedef struct kiln_context_stats {
     uint64_t programs_cached;     /**< kernels loaded from the on-disk cache */
 } kiln_context_stats;
 
-void kiln_context_get_stats(const kiln_context *ctx, kiln_context_stats *out);
+KILN_API void kiln_context_get_stats(const kiln_context *ctx, kiln_context_stats *out);
 
 /* ------------------------------------------------------------------------ */
 /* Tensors                                                                  */
@@ -222,9 +229,9 @@ typedef enum kiln_dtype {
 } kiln_dtype;
 
 /** Bytes per element of @dtype. */
-size_t kiln_dtype_size(kiln_dtype dtype);
+KILN_API size_t kiln_dtype_size(kiln_dtype dtype);
 /** "f32", "i32" or "f64". */
-const char *kiln_dtype_name(kiln_dtype dtype);
+KILN_API const char *kiln_dtype_name(kiln_dtype dtype);
 
 typedef struct kiln_tensor kiln_tensor;
 
@@ -234,69 +241,69 @@ typedef struct kiln_tensor kiln_tensor;
  * KILN_MAX_DIMS dimensions, 2^31 or more elements, a dtype the device lacks
  * (f64 without fp64) or when device memory runs out.
  */
-kiln_tensor *kiln_tensor_new(kiln_context *ctx, kiln_dtype dtype, int ndim,
+KILN_API kiln_tensor *kiln_tensor_new(kiln_context *ctx, kiln_dtype dtype, int ndim,
                              const int64_t *shape);
 
 /** Like kiln_tensor_new, then copies @bytes bytes from @data into it;
  *  @bytes must equal the tensor's size. */
-kiln_tensor *kiln_tensor_from_data(kiln_context *ctx, kiln_dtype dtype,
+KILN_API kiln_tensor *kiln_tensor_from_data(kiln_context *ctx, kiln_dtype dtype,
                                    int ndim, const int64_t *shape,
                                    const void *data, size_t bytes);
 
 /** Drops this handle; storage is freed when no view uses it.  NULL ok. */
-void kiln_tensor_free(kiln_tensor *t);
+KILN_API void kiln_tensor_free(kiln_tensor *t);
 
 /** Copies host data into @t (which may be a view: written element by
  *  element in its logical, row-major order).  @bytes must equal
  *  kiln_tensor_numel(t) * kiln_dtype_size(dtype). */
-kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t bytes);
+KILN_API kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t bytes);
 
 /** Waits for the work that produces @t and copies it, in row-major logical
  *  order, into @data (@bytes must be the tensor's size). */
-kiln_status kiln_tensor_read(kiln_tensor *t, void *data, size_t bytes);
+KILN_API kiln_status kiln_tensor_read(kiln_tensor *t, void *data, size_t bytes);
 
-kiln_context *kiln_tensor_context(const kiln_tensor *t);
-kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
-int kiln_tensor_ndim(const kiln_tensor *t);
+KILN_API kiln_context *kiln_tensor_context(const kiln_tensor *t);
+KILN_API kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
+KILN_API int kiln_tensor_ndim(const kiln_tensor *t);
 /** Size of dimension @dim (negative counts from the end); -1 if out of range. */
-int64_t kiln_tensor_dim(const kiln_tensor *t, int dim);
+KILN_API int64_t kiln_tensor_dim(const kiln_tensor *t, int dim);
 /** Copies the shape into @shape (KILN_MAX_DIMS entries) and returns ndim. */
-int kiln_tensor_shape(const kiln_tensor *t, int64_t *shape);
+KILN_API int kiln_tensor_shape(const kiln_tensor *t, int64_t *shape);
 /** Element strides (not bytes) into @strides; returns ndim. */
-int kiln_tensor_strides(const kiln_tensor *t, int64_t *strides);
-int64_t kiln_tensor_numel(const kiln_tensor *t);
+KILN_API int kiln_tensor_strides(const kiln_tensor *t, int64_t *strides);
+KILN_API int64_t kiln_tensor_numel(const kiln_tensor *t);
 /** 1 when the elements are dense in row-major order. */
-int kiln_tensor_is_contiguous(const kiln_tensor *t);
+KILN_API int kiln_tensor_is_contiguous(const kiln_tensor *t);
 
 /* Views: share storage, no copy.  -------------------------------------- */
 
 /** Same elements, new shape.  One entry may be -1 (inferred).  A view when
  *  @t is contiguous, otherwise a contiguous copy is made first. */
-kiln_tensor *kiln_reshape(kiln_tensor *t, int ndim, const int64_t *shape);
+KILN_API kiln_tensor *kiln_reshape(kiln_tensor *t, int ndim, const int64_t *shape);
 /** Reorders dimensions: output dim i is input dim perm[i]. */
-kiln_tensor *kiln_permute(kiln_tensor *t, const int *perm);
+KILN_API kiln_tensor *kiln_permute(kiln_tensor *t, const int *perm);
 /** Swaps two dimensions (negative indices count from the end). */
-kiln_tensor *kiln_transpose(kiln_tensor *t, int dim0, int dim1);
+KILN_API kiln_tensor *kiln_transpose(kiln_tensor *t, int dim0, int dim1);
 /** Elements start, start+step, ... < stop along @dim (step >= 1;
  *  negative start/stop count from the end, as in Python). */
-kiln_tensor *kiln_slice(kiln_tensor *t, int dim, int64_t start, int64_t stop,
+KILN_API kiln_tensor *kiln_slice(kiln_tensor *t, int dim, int64_t start, int64_t stop,
                         int64_t step);
 /** A view with stride 0 along broadcast dimensions (NumPy rules). */
-kiln_tensor *kiln_broadcast_to(kiln_tensor *t, int ndim, const int64_t *shape);
+KILN_API kiln_tensor *kiln_broadcast_to(kiln_tensor *t, int ndim, const int64_t *shape);
 
 /* Copies and fills. ----------------------------------------------------- */
 
 /** A new contiguous tensor with the same values (a real copy). */
-kiln_tensor *kiln_contiguous_copy(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_contiguous_copy(kiln_tensor *t);
 /** Copies @src into @dst element by element (shapes must match exactly,
  *  dtypes may differ: values are converted as by kiln_cast). */
-kiln_status kiln_copy(kiln_tensor *dst, kiln_tensor *src);
+KILN_API kiln_status kiln_copy(kiln_tensor *dst, kiln_tensor *src);
 /** Sets every element of @t (a view is fine) to @value, converted to the
  *  tensor's dtype. */
-kiln_status kiln_fill(kiln_tensor *t, double value);
+KILN_API kiln_status kiln_fill(kiln_tensor *t, double value);
 /** A new tensor of @dtype.  Float to int truncates toward zero, saturates
  *  at the int32 range and maps NaN to 0. */
-kiln_tensor *kiln_cast(kiln_tensor *t, kiln_dtype dtype);
+KILN_API kiln_tensor *kiln_cast(kiln_tensor *t, kiln_dtype dtype);
 
 /* ------------------------------------------------------------------------ */
 /* Elementwise ops (NumPy broadcasting; result is a new contiguous tensor)  */
@@ -309,31 +316,31 @@ kiln_tensor *kiln_cast(kiln_tensor *t, kiln_dtype dtype);
  * arithmetic.  exp, log, sqrt, pow, sigmoid and tanh need a float dtype.
  */
 
-kiln_tensor *kiln_add(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_sub(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_mul(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_div(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_minimum(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_maximum(kiln_tensor *a, kiln_tensor *b);
-kiln_tensor *kiln_pow(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_add(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_sub(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_mul(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_div(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_minimum(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_maximum(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_pow(kiln_tensor *a, kiln_tensor *b);
 
 typedef enum kiln_compare_op {
     KILN_EQ, KILN_NE, KILN_LT, KILN_LE, KILN_GT, KILN_GE,
 } kiln_compare_op;
 
-kiln_tensor *kiln_compare(kiln_tensor *a, kiln_tensor *b, kiln_compare_op op);
+KILN_API kiln_tensor *kiln_compare(kiln_tensor *a, kiln_tensor *b, kiln_compare_op op);
 /** cond ? a : b, elementwise, all three broadcast together. */
-kiln_tensor *kiln_select(kiln_tensor *cond, kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_select(kiln_tensor *cond, kiln_tensor *a, kiln_tensor *b);
 
-kiln_tensor *kiln_neg(kiln_tensor *t);
-kiln_tensor *kiln_abs(kiln_tensor *t);
-kiln_tensor *kiln_square(kiln_tensor *t);
-kiln_tensor *kiln_relu(kiln_tensor *t);
-kiln_tensor *kiln_exp(kiln_tensor *t);
-kiln_tensor *kiln_log(kiln_tensor *t);
-kiln_tensor *kiln_sqrt(kiln_tensor *t);
-kiln_tensor *kiln_sigmoid(kiln_tensor *t);
-kiln_tensor *kiln_tanh(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_neg(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_abs(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_square(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_relu(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_exp(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_log(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_sqrt(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_sigmoid(kiln_tensor *t);
+KILN_API kiln_tensor *kiln_tanh(kiln_tensor *t);
 
 /* ------------------------------------------------------------------------ */
 /* Reductions                                                               */
@@ -349,16 +356,16 @@ typedef enum kiln_reduce_op {
  * MEAN needs a float dtype.  An empty reduction gives 0 for sum, NaN for
  * mean, and is an error for max and min.
  */
-kiln_tensor *kiln_reduce(kiln_tensor *t, kiln_reduce_op op, int naxes,
+KILN_API kiln_tensor *kiln_reduce(kiln_tensor *t, kiln_reduce_op op, int naxes,
                          const int *axes, int keepdims);
-kiln_tensor *kiln_sum(kiln_tensor *t, int naxes, const int *axes, int keepdims);
-kiln_tensor *kiln_mean(kiln_tensor *t, int naxes, const int *axes, int keepdims);
-kiln_tensor *kiln_max(kiln_tensor *t, int naxes, const int *axes, int keepdims);
-kiln_tensor *kiln_min(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+KILN_API kiln_tensor *kiln_sum(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+KILN_API kiln_tensor *kiln_mean(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+KILN_API kiln_tensor *kiln_max(kiln_tensor *t, int naxes, const int *axes, int keepdims);
+KILN_API kiln_tensor *kiln_min(kiln_tensor *t, int naxes, const int *axes, int keepdims);
 /** Index (i32) of the largest element along @axis; the first one on ties. */
-kiln_tensor *kiln_argmax(kiln_tensor *t, int axis, int keepdims);
+KILN_API kiln_tensor *kiln_argmax(kiln_tensor *t, int axis, int keepdims);
 /** Index (i32) of the smallest element along @axis; the first one on ties. */
-kiln_tensor *kiln_argmin(kiln_tensor *t, int axis, int keepdims);
+KILN_API kiln_tensor *kiln_argmin(kiln_tensor *t, int axis, int keepdims);
 
 /* ------------------------------------------------------------------------ */
 /* Matrix products                                                          */
@@ -369,7 +376,7 @@ kiln_tensor *kiln_argmin(kiln_tensor *t, int axis, int keepdims);
  * promoted dimension removed; leading (batch) dimensions broadcast.  f32 and
  * f64.  Transposed operands are read through their strides, not copied.
  */
-kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b);
+KILN_API kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b);
 
 /**
  * General product C = alpha * op(A) op(B) + beta * C on the last two
@@ -377,7 +384,7 @@ kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b);
  * or an existing contiguous tensor of the result's shape, updated in place;
  * returned either way (the caller owns a new one, not an existing @c).
  */
-kiln_tensor *kiln_gemm(kiln_tensor *a, int transpose_a, kiln_tensor *b,
+KILN_API kiln_tensor *kiln_gemm(kiln_tensor *a, int transpose_a, kiln_tensor *b,
                        int transpose_b, double alpha, double beta,
                        kiln_tensor *c);
 
@@ -392,16 +399,36 @@ typedef struct kiln_recording kiln_recording;
  * run.  Tensors made while recording are allocated as usual and keep their
  * storage; host reads and writes are not allowed while recording.
  */
-kiln_status kiln_recording_begin(kiln_context *ctx);
+KILN_API kiln_status kiln_recording_begin(kiln_context *ctx);
 /** Ends the capture and returns it (NULL on error). */
-kiln_recording *kiln_recording_end(kiln_context *ctx);
+KILN_API kiln_recording *kiln_recording_end(kiln_context *ctx);
 /** Runs the captured work again, on the same buffers, without re-issuing it
  *  op by op (a Vulkan command buffer submitted again; a prepared OpenCL
  *  enqueue list).  Asynchronous like any op. */
-kiln_status kiln_recording_replay(kiln_recording *rec);
+KILN_API kiln_status kiln_recording_replay(kiln_recording *rec);
 /** Number of kernels in the recording. */
-uint64_t kiln_recording_dispatches(const kiln_recording *rec);
-void kiln_recording_free(kiln_recording *rec);
+KILN_API uint64_t kiln_recording_dispatches(const kiln_recording *rec);
+KILN_API void kiln_recording_free(kiln_recording *rec);
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kiln_event kiln_event;
+
+/**
+ * Submits the work queued so far and returns a marker that completes when
+ * all of it has finished, so the host can do other work meanwhile.  NULL on
+ * error.  Backends without native events complete the marker at once by
+ * waiting (correct, just not asynchronous).
+ */
+KILN_API kiln_event *kiln_event_record(kiln_context *ctx);
+/** Blocks until the work before @ev has finished. */
+KILN_API kiln_status kiln_event_wait(kiln_event *ev);
+/** 1 when finished, 0 while pending, or a negative kiln_status. */
+KILN_API int kiln_event_query(kiln_event *ev);
+/** Frees the marker (it need not have completed).  NULL is a no-op. */
+KILN_API void kiln_event_free(kiln_event *ev);
 
 #ifdef __cplusplus
 }

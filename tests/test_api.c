@@ -154,6 +154,33 @@ static void test_exact_semantics(void)
         kiln_tensor_free(tt[i]);
 }
 
+/* Hand-computed values: these make the reference itself testable. */
+static void test_known_values(void)
+{
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, o[4];
+    kiln_tensor *ta = f32(2, (int64_t[]){2, 2}, a);
+    kiln_tensor *tb = f32(2, (int64_t[]){2, 2}, b);
+    kiln_tensor *c = kiln_matmul(ta, tb);
+    CHECK(c && read_f32(c, o, 4) && o[0] == 19 && o[1] == 22 && o[2] == 43 &&
+              o[3] == 50, "[[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]]");
+    kiln_tensor *ct = kiln_gemm(ta, 1, tb, 1, 2.0, 0, NULL); /* 2 A^T B^T */
+    CHECK(ct && read_f32(ct, o, 4) && o[0] == 2 * 23 && o[1] == 2 * 31 &&
+              o[2] == 2 * 34 && o[3] == 2 * 46, "2 A^T B^T");
+    kiln_tensor *s0 = kiln_sum(ta, 1, (int[]){0}, 0);
+    kiln_tensor *m1 = kiln_max(ta, 1, (int[]){-1}, 1);
+    kiln_tensor *am = kiln_argmax(tb, 0, 0);
+    int32_t idx[2] = {-1, -1};
+    CHECK(s0 && read_f32(s0, o, 2) && o[0] == 4 && o[1] == 6, "column sums");
+    CHECK(m1 && kiln_tensor_dim(m1, 1) == 1 && read_f32(m1, o, 2) &&
+              o[0] == 2 && o[1] == 4, "row maxima, keepdims");
+    CHECK(am && kiln_tensor_dtype(am) == KILN_I32 &&
+              kiln_tensor_read(am, idx, sizeof idx) == KILN_OK && idx[0] == 1 &&
+              idx[1] == 1, "argmax down columns");
+    kiln_tensor *tt[] = {ta, tb, c, ct, s0, m1, am};
+    for (size_t i = 0; i < sizeof tt / sizeof *tt; i++)
+        kiln_tensor_free(tt[i]);
+}
+
 static void test_errors(void)
 {
     float v[12] = {0};
@@ -286,6 +313,25 @@ static void test_recording(void)
     kiln_tensor_free(z);
 }
 
+static void test_events(void)
+{
+    int64_t shape[2] = {64, 64};
+    kiln_tensor *a = kiln_tensor_new(ctx, KILN_F32, 2, shape);
+    kiln_fill(a, 0.5);
+    kiln_tensor *c = kiln_matmul(a, a);
+    kiln_event *ev = kiln_event_record(ctx);
+    int q = kiln_event_query(ev);
+    CHECK(ev && (q == 0 || q == 1), "event recorded, query %d", q);
+    CHECK(kiln_event_wait(ev) == KILN_OK && kiln_event_query(ev) == 1,
+          "event completes after wait");
+    float o[4096];
+    CHECK(read_f32(c, o, 4096) && o[0] == 16 && o[4095] == 16,
+          "work before the event is done (%g)", o[0]);
+    kiln_event_free(ev);
+    kiln_tensor_free(a);
+    kiln_tensor_free(c);
+}
+
 static void test_blocks(void)
 {
     kiln_context_stats before, after;
@@ -333,10 +379,12 @@ int main(int argc, char **argv)
     test_roundtrip();
     test_views();
     test_exact_semantics();
+    test_known_values();
     test_errors();
     test_out_of_memory();
     test_guards();
     test_recording();
+    test_events();
     test_blocks();
     test_device_selection();
     CHECK(kiln_status_of(ctx) == KILN_OK, "no stray error: %s",

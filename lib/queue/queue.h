@@ -79,6 +79,9 @@ typedef struct kiln_dispatch {
     uint32_t params[KILN_PARAM_BYTES / 4];
 } kiln_dispatch;
 
+/** A backend's completion marker (opaque to the core). */
+typedef struct kiln_queue_event kiln_queue_event;
+
 /** A backend's captured sequence of dispatches (opaque to the core). */
 typedef struct kiln_queue_recording kiln_queue_recording;
 
@@ -120,6 +123,15 @@ typedef struct kiln_queue_vtable {
 
     /* Submit what is pending and wait for all of it. */
     kiln_status (*finish)(kiln_queue *q);
+
+    /* Events (optional; NULL slots make the core use finish()).
+     * event_record submits what is pending and returns a marker that
+     * completes when all work enqueued so far has; wait blocks the host on
+     * it; query returns 1 done, 0 pending, or a negative kiln_status. */
+    kiln_status (*event_record)(kiln_queue *q, kiln_queue_event **out);
+    kiln_status (*event_wait)(kiln_queue *q, kiln_queue_event *ev);
+    int (*event_query)(kiln_queue *q, kiln_queue_event *ev);
+    void (*event_free)(kiln_queue *q, kiln_queue_event *ev);
 
     void (*destroy)(kiln_queue *q);
 } kiln_queue_vtable;
