@@ -1,9 +1,10 @@
 /*
  * cpu_kernels_reduce.c - reference reductions and matrix product.
  *
- * Sums accumulate in double (int sums in int64, wrapped to int32 like the
- * GPU's wrapping adds): the reference is the most accurate answer, and the
- * tests' tolerances cover the devices' float accumulation.
+ * Sums accumulate in long double with Neumaier compensation (int sums in
+ * int64, wrapped to int32 like the GPU's wrapping adds): the reference must
+ * be more accurate than any device, f64 ones included, so the tests'
+ * tolerances measure only the device's error.
  */
 #include <math.h>
 
@@ -19,6 +20,7 @@ void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base)
                                         o, p->outer_shape, p->outer_stride);
         double acc = p->op == KILN_KREDUCE_SUM ? 0
                    : p->op == KILN_KREDUCE_MAX ? -INFINITY : INFINITY;
+        long double sum = 0, comp = 0; /* Neumaier: sum + comp is exact-ish */
         int64_t iacc = 0;
         int saw_nan = 0;
         for (int64_t r = 0; r < p->nred; r++) {
@@ -28,14 +30,21 @@ void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base)
             if (isnan(v))
                 saw_nan = 1;
             if (p->op == KILN_KREDUCE_SUM) {
-                acc += v;
-                iacc += (int64_t)v;
+                long double t = sum + v;
+                if (isfinite(t)) /* infinities carry no rounding error */
+                    comp += fabsl(sum) >= fabsl((long double)v)
+                                ? (sum - t) + v : (v - t) + sum;
+                sum = t;
+                if (d->dtype == KILN_I32)
+                    iacc += (int64_t)v;
             } else if (p->op == KILN_KREDUCE_MAX) {
                 acc = v > acc ? v : acc;
             } else {
                 acc = v < acc ? v : acc;
             }
         }
+        if (p->op == KILN_KREDUCE_SUM)
+            acc = (double)(sum + comp);
         if (saw_nan)
             acc = NAN;
         if (d->dtype == KILN_I32 && p->op == KILN_KREDUCE_SUM)

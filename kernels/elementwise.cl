@@ -1,0 +1,235 @@
+/*
+ * elementwise.cl - fill, convert, unary, binary and select.
+ *
+ * Semantics are those of lib/cpu/cpu_kernels.c (parameter blocks and op
+ * codes in lib/queue/kernels.h): strided inputs over 6 dimensions, outputs
+ * contiguous (FILL and CONVERT write strided).  Integer arithmetic wraps
+ * (computed unsigned); integer division truncates, x/0 = 0 and
+ * INT_MIN/-1 = INT_MIN; float min/max return NaN when either side is NaN;
+ * comparisons give 1 or 0 in T; float to int conversion maps NaN to 0,
+ * saturates and truncates.
+ *
+ * Layout: one work-item per element, grid-stride over n, any grid.
+ * Tunables: the workgroup size only (LOCAL_X/Y/Z); C0..C3 unused.
+ */
+
+/* ---- fill --------------------------------------------------------------- */
+
+typedef struct {
+    int n, off_out;
+    int shape[KDIMS], stride_out[KDIMS];
+    uint value_lo, value_hi;
+    uint pad[16];
+} fill_params;
+
+/* The value is stored as the bits given, so no NaN payload or int value is
+ * changed on the way. */
+#if defined(T_F64)
+#define BITS ulong
+#define FILL_BITS(p) (((ulong)(p).value_hi << 32) | (ulong)(p).value_lo)
+#else
+#define BITS uint
+#define FILL_BITS(p) ((p).value_lo)
+#endif
+
+KILN_KERNEL void kiln_fill(__global T *out_, const fill_params P)
+{
+    fill_params p = P;
+    __global BITS *out = (__global BITS *)out_;
+    BITS v = FILL_BITS(p);
+    for (uint i = kiln_global_index(); i < (uint)p.n;
+         i += kiln_global_count())
+        out[p.off_out + kiln_offset((int)i, p.shape, p.stride_out)] = v;
+}
+
+/* ---- convert ------------------------------------------------------------ */
+
+#ifdef U
+typedef struct {
+    int n, off_in, off_out;
+    int shape[KDIMS], stride_in[KDIMS], stride_out[KDIMS];
+    uint pad[11];
+} convert_params;
+
+U convert_value(T x)
+{
+#if defined(U_I32) && !defined(T_I32)
+    /* Explicit rules: convert_int_sat's NaN result is not specified. */
+    if (isnan(x))
+        return 0;
+    if (x >= (T)2147483647.0)
+        return INT_MAX;
+    if (x <= (T)-2147483648.0)
+        return INT_MIN;
+    return (int)x;
+#else
+    return (U)x; /* int or float to float: round to nearest even */
+#endif
+}
+
+KILN_KERNEL void kiln_convert(__global const T *in, __global U *out,
+                              const convert_params P)
+{
+    convert_params p = P;
+    for (uint i = kiln_global_index(); i < (uint)p.n;
+         i += kiln_global_count()) {
+        int src = p.off_in + kiln_offset((int)i, p.shape, p.stride_in);
+        int dst = p.off_out + kiln_offset((int)i, p.shape, p.stride_out);
+        out[dst] = convert_value(in[src]);
+    }
+}
+#endif /* U */
+
+/* ---- unary -------------------------------------------------------------- */
+
+typedef struct {
+    int n, op, off_in, off_out;
+    int shape[KDIMS], stride_in[KDIMS];
+    uint pad[16];
+} unary_params;
+
+#if T_FLOAT
+T sigmoid(T x)
+{
+    /* Never exp() of a large positive number. */
+    if (x >= (T)0)
+        return (T)1 / ((T)1 + exp(-x));
+    T e = exp(x);
+    return e / ((T)1 + e);
+}
+
+T unary_op(int op, T x)
+{
+    switch (op) {
+    case 0: return -x;
+    case 1: return fabs(x);
+    case 2: return x * x;
+    case 3: return x > (T)0 ? x : (T)0;
+    case 4: return exp(x);
+    case 5: return log(x);
+    case 6: return sqrt(x);
+    case 7: return sigmoid(x);
+    case 8: return tanh(x);
+    }
+    return (T)NAN;
+}
+#else
+T unary_op(int op, T x)
+{
+    uint u = as_uint(x);
+    switch (op) {
+    case 0: return as_int(0u - u);
+    case 1: return x < 0 ? as_int(0u - u) : x;
+    case 2: return as_int(u * u);
+    case 3: return x > 0 ? x : 0;
+    }
+    return 0; /* float-only ops */
+}
+#endif
+
+KILN_KERNEL void kiln_unary(__global const T *in, __global T *out,
+                            const unary_params P)
+{
+    unary_params p = P;
+    for (uint i = kiln_global_index(); i < (uint)p.n;
+         i += kiln_global_count()) {
+        int src = p.off_in + kiln_offset((int)i, p.shape, p.stride_in);
+        out[p.off_out + (int)i] = unary_op(p.op, in[src]);
+    }
+}
+
+/* ---- binary ------------------------------------------------------------- */
+
+typedef struct {
+    int n, op, off_a, off_b, off_out;
+    int shape[KDIMS], stride_a[KDIMS], stride_b[KDIMS];
+    uint pad[9];
+} binary_params;
+
+#if T_FLOAT
+T binary_op(int op, T a, T b)
+{
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return isnan(a) || isnan(b) ? (T)NAN : (a < b ? a : b);
+    case 5: return isnan(a) || isnan(b) ? (T)NAN : (a > b ? a : b);
+    case 6: return pow(a, b);
+    case 7: return a == b ? (T)1 : (T)0;
+    case 8: return a != b ? (T)1 : (T)0;
+    case 9: return a < b ? (T)1 : (T)0;
+    case 10: return a <= b ? (T)1 : (T)0;
+    case 11: return a > b ? (T)1 : (T)0;
+    case 12: return a >= b ? (T)1 : (T)0;
+    }
+    return (T)NAN;
+}
+#else
+T binary_op(int op, T a, T b)
+{
+    uint ua = as_uint(a), ub = as_uint(b);
+    switch (op) {
+    case 0: return as_int(ua + ub);
+    case 1: return as_int(ua - ub);
+    case 2: return as_int(ua * ub);
+    case 3:
+        if (b == 0)
+            return 0;
+        if (a == INT_MIN && b == -1)
+            return INT_MIN;
+        return a / b;
+    case 4: return a < b ? a : b;
+    case 5: return a > b ? a : b;
+    case 7: return a == b;
+    case 8: return a != b;
+    case 9: return a < b;
+    case 10: return a <= b;
+    case 11: return a > b;
+    case 12: return a >= b;
+    }
+    return 0; /* POW is float only */
+}
+#endif
+
+KILN_KERNEL void kiln_binary(__global const T *a, __global const T *b,
+                             __global T *out, const binary_params P)
+{
+    binary_params p = P;
+    for (uint i = kiln_global_index(); i < (uint)p.n;
+         i += kiln_global_count()) {
+        int ia = p.off_a + kiln_offset((int)i, p.shape, p.stride_a);
+        int ib = p.off_b + kiln_offset((int)i, p.shape, p.stride_b);
+        out[p.off_out + (int)i] = binary_op(p.op, a[ia], b[ib]);
+    }
+}
+
+/* ---- select ------------------------------------------------------------- */
+
+typedef struct {
+    int n, off_c, off_a, off_b, off_out;
+    int shape[KDIMS], stride_c[KDIMS], stride_a[KDIMS], stride_b[KDIMS];
+    uint pad[3];
+} select_params;
+
+/* Values are moved as bits: a NaN payload survives like in the reference. */
+KILN_KERNEL void kiln_select(__global const T *c, __global const T *a_,
+                             __global const T *b_, __global T *out_,
+                             const select_params P)
+{
+    select_params p = P;
+    __global const BITS *a = (__global const BITS *)a_;
+    __global const BITS *b = (__global const BITS *)b_;
+    __global BITS *out = (__global BITS *)out_;
+    for (uint i = kiln_global_index(); i < (uint)p.n;
+         i += kiln_global_count()) {
+        int ic = p.off_c + kiln_offset((int)i, p.shape, p.stride_c);
+        BITS v;
+        if (c[ic] != (T)0)
+            v = a[p.off_a + kiln_offset((int)i, p.shape, p.stride_a)];
+        else
+            v = b[p.off_b + kiln_offset((int)i, p.shape, p.stride_b)];
+        out[p.off_out + (int)i] = v;
+    }
+}

@@ -1,0 +1,450 @@
+/*
+ * cl_program.c - building the kernels/<family>.cl families, with two caches.
+ *
+ * A program is one family's source (prefixed with common.cl) built with
+ * options that fix the dtypes, the workgroup size and the tuning constants.
+ * Programs and kernel objects are kept per queue (in memory) and program
+ * binaries on disk, so a second process skips the compiler.
+ *
+ * Disk cache: one file per program in $KILN_CACHE_DIR, else
+ * $XDG_CACHE_HOME/kiln, else $HOME/.cache/kiln.  The file name is the
+ * 64-bit FNV-1a hash of the key (source, options, device, driver and
+ * platform version); the file repeats the whole key and a hash of the
+ * binary, so a collision, a truncated or a damaged file is noticed and the
+ * program rebuilt.  Files are written to a temporary name and renamed, so a
+ * reader never sees half a file.  The cache is an optimisation only: any
+ * failure in it falls back to building from source, silently.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "embedded.h"
+#include "opencl/cl_internal.h"
+
+#define CACHE_MAGIC "KILNCLB1"
+#define CACHE_HEADER 32 /* magic, key length, binary length, binary hash */
+#define BUILD_LOG_MAX 6000
+
+enum { FAMILY_ELEMENTWISE, FAMILY_REDUCE, FAMILY_GEMM };
+static const char *const family_names[] = {"elementwise", "reduce", "gemm"};
+
+static const struct {
+    int family;
+    const char *name;
+} kernel_table[KILN_KERNEL_COUNT] = {
+    [KILN_K_FILL] = {FAMILY_ELEMENTWISE, "kiln_fill"},
+    [KILN_K_CONVERT] = {FAMILY_ELEMENTWISE, "kiln_convert"},
+    [KILN_K_UNARY] = {FAMILY_ELEMENTWISE, "kiln_unary"},
+    [KILN_K_BINARY] = {FAMILY_ELEMENTWISE, "kiln_binary"},
+    [KILN_K_SELECT] = {FAMILY_ELEMENTWISE, "kiln_select"},
+    [KILN_K_REDUCE] = {FAMILY_REDUCE, "kiln_reduce"},
+    [KILN_K_ARGREDUCE] = {FAMILY_REDUCE, "kiln_argreduce"},
+    [KILN_K_GEMM] = {FAMILY_GEMM, "kiln_gemm"},
+};
+
+static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+#define FNV_SEED 0xcbf29ce484222325ull
+
+/* ---- cache directory ---------------------------------------------------- */
+
+static int mkdir_p(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int r = mkdir(path, 0755);
+        *p = '/';
+        if (r != 0 && errno != EEXIST)
+            return -1;
+    }
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return access(path, W_OK | X_OK);
+}
+
+void kiln_cl_cache_init(cl_queue *q)
+{
+    const char *dir = getenv("KILN_CACHE_DIR");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    char path[sizeof q->cache_dir];
+    int n = -1;
+    if (dir && *dir)
+        n = snprintf(path, sizeof path, "%s", dir);
+    else if (xdg && *xdg)
+        n = snprintf(path, sizeof path, "%s/kiln", xdg);
+    else if (home && *home)
+        n = snprintf(path, sizeof path, "%s/.cache/kiln", home);
+    q->cache_dir[0] = '\0';
+    if (n <= 0 || (size_t)n >= sizeof path - 64)
+        return; /* no place for a cache, or a path too long to use */
+    if (mkdir_p(path) == 0)
+        memcpy(q->cache_dir, path, (size_t)n + 1);
+}
+
+/* ---- disk cache --------------------------------------------------------- */
+
+static char *make_key(const cl_queue *q, const char *source,
+                      const char *options)
+{
+    size_t n = strlen(source) + strlen(options) + strlen(q->device_name) +
+               strlen(q->driver_version) + strlen(q->platform_version) + 64;
+    char *key = malloc(n);
+    if (key)
+        snprintf(key, n, "kiln-opencl-v1\n%s\n%s\n%s\n%s\n%s", options,
+                 q->device_name, q->driver_version, q->platform_version,
+                 source);
+    return key;
+}
+
+static void cache_path(const cl_queue *q, const char *key, char *out,
+                       size_t size)
+{
+    unsigned long long h = fnv1a(key, strlen(key), FNV_SEED);
+    snprintf(out, size, "%s/%016llx.clbin", q->cache_dir, h);
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* The whole file, malloc'd, or NULL. */
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *data = NULL;
+    long n;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < CACHE_HEADER ||
+        fseek(f, 0, SEEK_SET) != 0)
+        goto out;
+    data = malloc((size_t)n);
+    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
+        free(data);
+        data = NULL;
+    }
+    *size = (size_t)n;
+out:
+    fclose(f);
+    return data;
+}
+
+/* A program from the cache file for @key, or NULL when there is none that
+ * is whole, matches the key and loads. */
+static cl_program cache_load(cl_queue *q, const char *key)
+{
+    char path[sizeof q->cache_dir + 64];
+    size_t size = 0, klen = strlen(key);
+    cache_path(q, key, path, sizeof path);
+    unsigned char *data = read_file(path, &size);
+    cl_program prog = NULL;
+    if (!data)
+        return NULL;
+    if (memcmp(data, CACHE_MAGIC, 8) != 0 || get_u64(data + 8) != klen)
+        goto out;
+    uint64_t blen = get_u64(data + 16);
+    if (blen == 0 || size != CACHE_HEADER + klen + blen ||
+        memcmp(data + CACHE_HEADER, key, klen) != 0)
+        goto out;
+    const unsigned char *bin = data + CACHE_HEADER + klen;
+    if (fnv1a(bin, blen, FNV_SEED) != get_u64(data + 24))
+        goto out;
+    size_t len = blen;
+    cl_int err, binerr;
+    prog = clCreateProgramWithBinary(q->context, 1, &q->device, &len, &bin,
+                                     &binerr, &err);
+    if (err != CL_SUCCESS || binerr != CL_SUCCESS) {
+        if (prog)
+            clReleaseProgram(prog);
+        prog = NULL;
+        goto out;
+    }
+    if (clBuildProgram(prog, 1, &q->device, NULL, NULL, NULL) != CL_SUCCESS) {
+        clReleaseProgram(prog);
+        prog = NULL;
+    }
+out:
+    free(data);
+    return prog;
+}
+
+static int write_all(FILE *f, const void *p, size_t n)
+{
+    return fwrite(p, 1, n, f) == n;
+}
+
+/* Writes @prog's binary for @key; any failure just leaves no file. */
+static void cache_store(cl_queue *q, const char *key, cl_program prog)
+{
+    size_t blen = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen,
+                         NULL) != CL_SUCCESS || blen == 0)
+        return;
+    unsigned char *bin = malloc(blen);
+    if (!bin)
+        return;
+    char path[sizeof q->cache_dir + 64], tmp[sizeof path + 16];
+    FILE *f = NULL;
+    int fd = -1;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin,
+                         NULL) != CL_SUCCESS)
+        goto out;
+    cache_path(q, key, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0 || !(f = fdopen(fd, "wb")))
+        goto fail;
+    unsigned char head[CACHE_HEADER];
+    size_t klen = strlen(key);
+    memcpy(head, CACHE_MAGIC, 8);
+    put_u64(head + 8, klen);
+    put_u64(head + 16, blen);
+    put_u64(head + 24, fnv1a(bin, blen, FNV_SEED));
+    int ok = write_all(f, head, sizeof head) && write_all(f, key, klen) &&
+             write_all(f, bin, blen);
+    fd = -1; /* owned by f now */
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
+        goto fail;
+    goto out;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out:
+    free(bin);
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static kiln_status build_failed(cl_queue *q, const char *family,
+                                const char *options, cl_int err,
+                                cl_program prog)
+{
+    size_t n = 0;
+    char *log = NULL;
+    if (prog && clGetProgramBuildInfo(prog, q->device, CL_PROGRAM_BUILD_LOG,
+                                      0, NULL, &n) == CL_SUCCESS && n > 0 &&
+        (log = calloc(1, n + 1)) != NULL &&
+        clGetProgramBuildInfo(prog, q->device, CL_PROGRAM_BUILD_LOG, n, log,
+                              NULL) != CL_SUCCESS)
+        log[0] = '\0';
+    kiln__error(q->base.ctx, KILN_ERROR_KERNEL_BUILD,
+                "opencl: building %s (%s) failed:\n%.*s%s%s", family,
+                options, BUILD_LOG_MAX, log && log[0] ? log : "",
+                log && log[0] ? "\n" : "", kiln_cl_error_string(err));
+    free(log);
+    return KILN_ERROR_KERNEL_BUILD;
+}
+
+/* Builds @source with @options, through the disk cache. */
+static kiln_status build_source(cl_queue *q, const char *family,
+                                const char *source, const char *options,
+                                cl_program *out)
+{
+    char *key = q->cache_dir[0] ? make_key(q, source, options) : NULL;
+    cl_program prog = key ? cache_load(q, key) : NULL;
+    cl_int err;
+    if (prog) {
+        q->base.ctx->stats.programs_cached++;
+        goto done;
+    }
+    prog = clCreateProgramWithSource(q->context, 1, &source, NULL, &err);
+    if (err != CL_SUCCESS) {
+        free(key);
+        return kiln__error(q->base.ctx, kiln_cl_status(err),
+                           "opencl: clCreateProgramWithSource (%s) failed: "
+                           "%s", family, kiln_cl_error_string(err));
+    }
+    err = clBuildProgram(prog, 1, &q->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        build_failed(q, family, options, err, prog);
+        clReleaseProgram(prog);
+        free(key);
+        return KILN_ERROR_KERNEL_BUILD;
+    }
+    q->base.ctx->stats.programs_built++;
+    if (key)
+        cache_store(q, key, prog);
+done:
+    free(key);
+    *out = prog;
+    return KILN_OK;
+}
+
+kiln_status kiln_cl_build_program_for_test(kiln_queue *base,
+                                           const char *source,
+                                           const char *options)
+{
+    cl_queue *q = (cl_queue *)base;
+    cl_program prog = NULL;
+    kiln_status s = build_source(q, "test", source, options, &prog);
+    if (prog)
+        clReleaseProgram(prog);
+    return s;
+}
+
+/* ---- in-memory caches --------------------------------------------------- */
+
+static const char *cl_type(kiln_dtype t)
+{
+    return t == KILN_F32 ? "float" : t == KILN_I32 ? "int" : "double";
+}
+
+static const char *type_macro(kiln_dtype t)
+{
+    return t == KILN_F32 ? "F32" : t == KILN_I32 ? "I32" : "F64";
+}
+
+static void make_options(const cl_kernel_key *k, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "-cl-std=CL1.2 -DT=%s -DT_%s=1",
+                     cl_type(k->dtype), type_macro(k->dtype));
+    if (k->kernel == KILN_K_CONVERT)
+        n += snprintf(buf + n, size - (size_t)n, " -DU=%s -DU_%s=1",
+                      cl_type(k->dtype2), type_macro(k->dtype2));
+    snprintf(buf + n, size - (size_t)n,
+             " -DLOCAL_X=%u -DLOCAL_Y=%u -DLOCAL_Z=%u -DC0=%d -DC1=%d "
+             "-DC2=%d -DC3=%d",
+             k->local[0], k->local[1], k->local[2], k->consts[0],
+             k->consts[1], k->consts[2], k->consts[3]);
+}
+
+static int grow(void **items, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return 1;
+    size_t n = *cap ? 2 * *cap : 16;
+    void *p = realloc(*items, n * elem);
+    if (!p)
+        return 0;
+    *items = p;
+    *cap = n;
+    return 1;
+}
+
+/* The program for (@family, @options), built on first use. */
+static kiln_status get_program(cl_queue *q, int family, const char *options,
+                               cl_program *out)
+{
+    for (size_t i = 0; i < q->nprograms; i++) {
+        cl_program_entry *e = &q->programs[i];
+        if (e->family == family && strcmp(e->options, options) == 0) {
+            *out = e->program;
+            return KILN_OK;
+        }
+    }
+    const kiln_embedded_file *common =
+        kiln_embedded_find(kiln_cl_sources, "common");
+    const kiln_embedded_file *fam =
+        kiln_embedded_find(kiln_cl_sources, family_names[family]);
+    if (!common || !fam)
+        return kiln__error(q->base.ctx, KILN_ERROR_BACKEND,
+                           "opencl: kernel source %s.cl is not embedded",
+                           family_names[family]);
+    char *source = malloc(common->size + fam->size + 2);
+    char *opts = strdup(options);
+    if (!source || !opts ||
+        !grow((void **)&q->programs, &q->capprograms, q->nprograms,
+              sizeof *q->programs)) {
+        free(source);
+        free(opts);
+        return kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
+                           "opencl: out of host memory building %s",
+                           family_names[family]);
+    }
+    memcpy(source, common->data, common->size);
+    source[common->size] = '\n';
+    memcpy(source + common->size + 1, fam->data, fam->size + 1);
+    kiln_status s = build_source(q, family_names[family], source, options,
+                                 out);
+    free(source);
+    if (s != KILN_OK) {
+        free(opts);
+        return s;
+    }
+    q->programs[q->nprograms++] = (cl_program_entry){family, opts, *out};
+    return KILN_OK;
+}
+
+cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
+                             kiln_status *status)
+{
+    cl_kernel_key key;
+    memset(&key, 0, sizeof key); /* padding too: compared with memcmp */
+    key.kernel = d->kernel;
+    key.dtype = d->dtype;
+    key.dtype2 = d->kernel == KILN_K_CONVERT ? d->dtype2 : KILN_F32;
+    memcpy(key.local, d->local, sizeof key.local);
+    memcpy(key.consts, d->consts, sizeof key.consts);
+    for (size_t i = 0; i < q->nkernels; i++)
+        if (memcmp(&q->kernels[i].key, &key, sizeof key) == 0)
+            return q->kernels[i].kernel;
+
+    if ((unsigned)d->kernel >= KILN_KERNEL_COUNT) {
+        *status = kiln__error(q->base.ctx, KILN_ERROR_INVALID_ARGUMENT,
+                              "opencl: unknown kernel id %d", d->kernel);
+        return NULL;
+    }
+    char options[512];
+    cl_program prog;
+    make_options(&key, options, sizeof options);
+    *status = get_program(q, kernel_table[d->kernel].family, options, &prog);
+    if (*status != KILN_OK)
+        return NULL;
+    if (!grow((void **)&q->kernels, &q->capkernels, q->nkernels,
+              sizeof *q->kernels)) {
+        *status = kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
+                              "opencl: out of host memory");
+        return NULL;
+    }
+    cl_int err;
+    cl_kernel k = clCreateKernel(prog, kernel_table[d->kernel].name, &err);
+    if (err != CL_SUCCESS) {
+        *status = kiln__error(q->base.ctx, kiln_cl_status(err),
+                              "opencl: clCreateKernel(%s) (%s) failed: %s",
+                              kernel_table[d->kernel].name, options,
+                              kiln_cl_error_string(err));
+        return NULL;
+    }
+    q->kernels[q->nkernels++] = (cl_kernel_entry){key, k};
+    return k;
+}
+
+void kiln_cl_release_programs(cl_queue *q)
+{
+    for (size_t i = 0; i < q->nkernels; i++)
+        clReleaseKernel(q->kernels[i].kernel);
+    for (size_t i = 0; i < q->nprograms; i++) {
+        clReleaseProgram(q->programs[i].program);
+        free(q->programs[i].options);
+    }
+    free(q->kernels);
+    free(q->programs);
+    q->kernels = NULL;
+    q->programs = NULL;
+    q->nkernels = q->capkernels = q->nprograms = q->capprograms = 0;
+}

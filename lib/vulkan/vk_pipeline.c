@@ -1,0 +1,346 @@
+/*
+ * vk_pipeline.c - layouts, shader modules and compute pipelines.
+ *
+ * Every kernel uses the same interface, so there is ONE descriptor-set
+ * layout (KILN_MAX_BINDINGS storage buffers, pushed with
+ * VK_KHR_push_descriptor: no pools, no sets to track) and ONE pipeline
+ * layout (that set plus 128 bytes of push constants: the kernel's parameter
+ * block).  Shader modules come from the SPIR-V embedded at build time, one
+ * per (kernel, T, U); pipelines are created on first use and cached per
+ * (kernel, dtypes, workgroup size, tuning constants), which reach the
+ * shader as specialization constants 0-2 (local size) and 10-13 (consts).
+ * A VkPipelineCache is kept in $KILN_CACHE_DIR when that is set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "embedded.h"
+#include "vulkan/vk_internal.h"
+
+static const char *const kernel_names[KILN_KERNEL_COUNT] = {
+    [KILN_K_FILL] = "fill",         [KILN_K_CONVERT] = "convert",
+    [KILN_K_UNARY] = "unary",       [KILN_K_BINARY] = "binary",
+    [KILN_K_SELECT] = "select",     [KILN_K_REDUCE] = "reduce",
+    [KILN_K_ARGREDUCE] = "argreduce", [KILN_K_GEMM] = "gemm",
+};
+
+/* ------------------------------------------------------------------------ */
+/* Pipeline cache on disk                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void cache_path(kiln_vk_queue *q)
+{
+    const char *dir = getenv("KILN_CACHE_DIR");
+    q->cache_path[0] = '\0';
+    if (!dir || !*dir)
+        return;
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(q->phys, &p);
+    char uuid[2 * VK_UUID_SIZE + 1];
+    for (unsigned i = 0; i < VK_UUID_SIZE; i++)
+        snprintf(uuid + 2 * i, 3, "%02x", p.pipelineCacheUUID[i]);
+    int n = snprintf(q->cache_path, sizeof q->cache_path,
+                     "%s/kiln-vulkan-%04x-%04x-%s.bin", dir, p.vendorID,
+                     p.deviceID, uuid);
+    if (n < 0 || (size_t)n >= sizeof q->cache_path)
+        q->cache_path[0] = '\0';
+}
+
+/* The saved cache, or NULL.  A damaged or foreign file is harmless: the
+ * driver checks the header and ignores data it does not recognise. */
+static void *cache_load(const char *path, size_t *size)
+{
+    *size = 0;
+    FILE *f = path[0] ? fopen(path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    void *data = NULL;
+    long n;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n)) &&
+        fread(data, 1, (size_t)n, f) == (size_t)n) {
+        *size = (size_t)n;
+    } else {
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    return data;
+}
+
+/* Written to a temporary name and renamed, so a reader never sees half a
+ * file.  Failures are ignored: the cache only saves time. */
+static void cache_save(kiln_vk_queue *q)
+{
+    size_t size = 0;
+    if (!q->cache_path[0] || !q->cache ||
+        vkGetPipelineCacheData(q->device, q->cache, &size, NULL) !=
+            VK_SUCCESS || !size)
+        return;
+    void *data = malloc(size);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", q->cache_path, (long)getpid());
+    FILE *f = NULL;
+    if (data &&
+        vkGetPipelineCacheData(q->device, q->cache, &size, data) ==
+            VK_SUCCESS && (f = fopen(tmp, "wb"))) {
+        int ok = fwrite(data, 1, size, f) == size;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, q->cache_path) != 0)
+            remove(tmp);
+    }
+    free(data);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layouts                                                                  */
+/* ------------------------------------------------------------------------ */
+
+kiln_status kiln_vk_pipelines_init(kiln_vk_queue *q)
+{
+    VkDescriptorSetLayoutBinding b[KILN_MAX_BINDINGS];
+    for (int i = 0; i < KILN_MAX_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){
+            .binding = (uint32_t)i,
+            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+        };
+    VkDescriptorSetLayoutCreateInfo si = {
+        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR,
+        .bindingCount = KILN_MAX_BINDINGS,
+        .pBindings = b,
+    };
+    VkResult r = vkCreateDescriptorSetLayout(q->device, &si, NULL,
+                                             &q->set_layout);
+    if (r != VK_SUCCESS)
+        return kiln_vk_fail(q, r, "kiln_context_create",
+                            "vkCreateDescriptorSetLayout");
+    VkPushConstantRange pc = {
+        .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+        .offset = 0,
+        .size = KILN_PARAM_BYTES,
+    };
+    VkPipelineLayoutCreateInfo li = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+        .setLayoutCount = 1,
+        .pSetLayouts = &q->set_layout,
+        .pushConstantRangeCount = 1,
+        .pPushConstantRanges = &pc,
+    };
+    r = vkCreatePipelineLayout(q->device, &li, NULL, &q->layout);
+    if (r != VK_SUCCESS)
+        return kiln_vk_fail(q, r, "kiln_context_create",
+                            "vkCreatePipelineLayout");
+
+    cache_path(q);
+    size_t size;
+    void *data = cache_load(q->cache_path, &size);
+    VkPipelineCacheCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = size,
+        .pInitialData = data,
+    };
+    r = vkCreatePipelineCache(q->device, &ci, NULL, &q->cache);
+    if (r != VK_SUCCESS && data) { /* retry without the saved data */
+        ci.initialDataSize = 0;
+        ci.pInitialData = NULL;
+        r = vkCreatePipelineCache(q->device, &ci, NULL, &q->cache);
+    }
+    free(data);
+    if (r != VK_SUCCESS)
+        return kiln_vk_fail(q, r, "kiln_context_create",
+                            "vkCreatePipelineCache");
+    return KILN_OK;
+}
+
+void kiln_vk_pipelines_release(kiln_vk_queue *q)
+{
+    if (!q->device)
+        return;
+    for (size_t i = 0; i < q->pipeline_capacity; i++)
+        if (q->pipelines[i].pipeline)
+            vkDestroyPipeline(q->device, q->pipelines[i].pipeline, NULL);
+    free(q->pipelines);
+    q->pipelines = NULL;
+    q->npipelines = q->pipeline_capacity = 0;
+    for (int k = 0; k < KILN_KERNEL_COUNT; k++)
+        for (int t = 0; t < 3; t++)
+            for (int u = 0; u < 3; u++)
+                if (q->modules[k][t][u])
+                    vkDestroyShaderModule(q->device, q->modules[k][t][u],
+                                          NULL);
+    memset(q->modules, 0, sizeof q->modules);
+    if (q->cache) {
+        cache_save(q);
+        vkDestroyPipelineCache(q->device, q->cache, NULL);
+    }
+    if (q->layout)
+        vkDestroyPipelineLayout(q->device, q->layout, NULL);
+    if (q->set_layout)
+        vkDestroyDescriptorSetLayout(q->device, q->set_layout, NULL);
+    q->cache = VK_NULL_HANDLE;
+    q->layout = VK_NULL_HANDLE;
+    q->set_layout = VK_NULL_HANDLE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Modules and pipelines                                                    */
+/* ------------------------------------------------------------------------ */
+
+static VkShaderModule module_get(kiln_vk_queue *q, const kiln_vk_pipeline_key *k,
+                                 kiln_status *status)
+{
+    int u = k->kernel == KILN_K_CONVERT ? k->dtype2 : 0;
+    VkShaderModule *slot = &q->modules[k->kernel][k->dtype][u];
+    if (*slot)
+        return *slot;
+    char name[64];
+    if (k->kernel == KILN_K_CONVERT)
+        snprintf(name, sizeof name, "convert_%s_%s",
+                 kiln_dtype_name((kiln_dtype)k->dtype),
+                 kiln_dtype_name((kiln_dtype)k->dtype2));
+    else
+        snprintf(name, sizeof name, "%s_%s", kernel_names[k->kernel],
+                 kiln_dtype_name((kiln_dtype)k->dtype));
+    const kiln_embedded_file *f = kiln_embedded_find(kiln_spirv_modules, name);
+    if (!f) {
+        *status = kiln__error(q->base.ctx, KILN_ERROR_UNSUPPORTED,
+                              "vulkan: no shader %s in this build", name);
+        return VK_NULL_HANDLE;
+    }
+    VkShaderModuleCreateInfo mi = {
+        .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+        .codeSize = f->size,
+        .pCode = (const uint32_t *)(const void *)f->data,
+    };
+    VkResult r = vkCreateShaderModule(q->device, &mi, NULL, slot);
+    if (r != VK_SUCCESS) {
+        *slot = VK_NULL_HANDLE;
+        *status = kiln_vk_fail(q, r, name, "vkCreateShaderModule");
+    }
+    return *slot;
+}
+
+static uint64_t key_hash(const kiln_vk_pipeline_key *k)
+{
+    const unsigned char *p = (const void *)k;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < sizeof *k; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static kiln_vk_pipeline *table_slot(kiln_vk_pipeline *t, size_t cap,
+                                    const kiln_vk_pipeline_key *k)
+{
+    size_t i = (size_t)key_hash(k) & (cap - 1);
+    while (t[i].pipeline && memcmp(&t[i].key, k, sizeof *k) != 0)
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* Keeps the table at most half full. */
+static kiln_status table_grow(kiln_vk_queue *q)
+{
+    if (2 * (q->npipelines + 1) <= q->pipeline_capacity)
+        return KILN_OK;
+    size_t cap = q->pipeline_capacity ? 2 * q->pipeline_capacity : 64;
+    kiln_vk_pipeline *t = calloc(cap, sizeof *t);
+    if (!t)
+        return kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
+                           "vulkan: out of host memory for pipelines");
+    for (size_t i = 0; i < q->pipeline_capacity; i++)
+        if (q->pipelines[i].pipeline)
+            *table_slot(t, cap, &q->pipelines[i].key) = q->pipelines[i];
+    free(q->pipelines);
+    q->pipelines = t;
+    q->pipeline_capacity = cap;
+    return KILN_OK;
+}
+
+static VkPipeline pipeline_create(kiln_vk_queue *q,
+                                  const kiln_vk_pipeline_key *k,
+                                  kiln_status *status)
+{
+    VkShaderModule m = module_get(q, k, status);
+    if (!m)
+        return VK_NULL_HANDLE;
+    uint32_t data[3 + KILN_MAX_CONSTS];
+    VkSpecializationMapEntry e[3 + KILN_MAX_CONSTS];
+    memcpy(data, k->local, sizeof k->local);
+    memcpy(data + 3, k->consts, sizeof k->consts);
+    for (uint32_t i = 0; i < 3 + KILN_MAX_CONSTS; i++)
+        e[i] = (VkSpecializationMapEntry){
+            .constantID = i < 3 ? i : 10 + i - 3,
+            .offset = i * (uint32_t)sizeof data[0],
+            .size = sizeof data[0],
+        };
+    VkSpecializationInfo spec = {
+        .mapEntryCount = 3 + KILN_MAX_CONSTS,
+        .pMapEntries = e,
+        .dataSize = sizeof data,
+        .pData = data,
+    };
+    VkComputePipelineCreateInfo ci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {
+            .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+            .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+            .module = m,
+            .pName = "main",
+            .pSpecializationInfo = &spec,
+        },
+        .layout = q->layout,
+    };
+    VkPipeline p = VK_NULL_HANDLE;
+    VkResult r = vkCreateComputePipelines(q->device, q->cache, 1, &ci, NULL,
+                                          &p);
+    if (r != VK_SUCCESS) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "vkCreateComputePipelines(%s %s, local %ux%ux%u)",
+                 kernel_names[k->kernel], kiln_dtype_name((kiln_dtype)k->dtype),
+                 k->local[0], k->local[1], k->local[2]);
+        *status = kiln_vk_fail(q, r, "vulkan dispatch", what);
+        if (*status == KILN_ERROR_BACKEND)
+            *status = KILN_ERROR_KERNEL_BUILD;
+        return VK_NULL_HANDLE;
+    }
+    q->base.ctx->stats.programs_built++;
+    return p;
+}
+
+VkPipeline kiln_vk_pipeline_get(kiln_vk_queue *q, const kiln_dispatch *d,
+                                kiln_status *status)
+{
+    kiln_vk_pipeline_key k;
+    memset(&k, 0, sizeof k);
+    k.kernel = d->kernel;
+    k.dtype = d->dtype;
+    k.dtype2 = d->kernel == KILN_K_CONVERT ? (int32_t)d->dtype2 : 0;
+    memcpy(k.local, d->local, sizeof k.local);
+    memcpy(k.consts, d->consts, sizeof k.consts);
+    *status = KILN_OK;
+    if (q->pipeline_capacity) {
+        kiln_vk_pipeline *hit = table_slot(q->pipelines, q->pipeline_capacity,
+                                           &k);
+        if (hit->pipeline)
+            return hit->pipeline;
+    }
+    *status = table_grow(q);
+    if (*status != KILN_OK)
+        return VK_NULL_HANDLE;
+    VkPipeline p = pipeline_create(q, &k, status);
+    if (!p)
+        return VK_NULL_HANDLE;
+    kiln_vk_pipeline *slot = table_slot(q->pipelines, q->pipeline_capacity,
+                                        &k);
+    slot->key = k;
+    slot->pipeline = p;
+    q->npipelines++;
+    return p;
+}

@@ -1,0 +1,53 @@
+/*
+ * unary.comp - out[i] = op(in[strided]), out contiguous (KILN_K_UNARY).
+ *
+ * Ops (enum kiln_unary_op): NEG ABS SQUARE RELU for every type; EXP LOG
+ * SQRT SIGMOID TANH for float types only (the double versions are in
+ * common.glsl).  Integers wrap like the C reference's unsigned arithmetic.
+ * Binding 0: in, 1: out.  Grid-stride over n in x.  Tunables: workgroup
+ * size only.
+ */
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+layout(std430, set = 0, binding = 0) readonly buffer In { T d[]; } in_;
+layout(std430, set = 0, binding = 1) writeonly buffer Out { T d[]; } out_;
+
+layout(push_constant, std430) uniform Params {
+    int n;
+    int op;
+    int off_in;
+    int off_out;
+    int shape[KILN_KDIMS];
+    int stride_in[KILN_KDIMS];
+} p;
+
+T apply(int op, T x)
+{
+    switch (op) {
+    case 0: return -x;
+#if defined(T_I32)
+    case 1: return x < 0 ? -x : x;
+#else
+    case 1: return abs(x);
+#endif
+    case 2: return x * x;
+    case 3: return x > T(0) ? x : T(0);
+#if !defined(T_I32)
+    case 4: return kiln_exp(x);
+    case 5: return kiln_log(x);
+    case 6: return kiln_sqrt(x);
+    case 7: return kiln_sigmoid(x);
+    case 8: return kiln_tanh(x);
+#endif
+    }
+    return T(0);
+}
+
+void main()
+{
+    KILN_FOR_EACH(i, p.n)
+        out_.d[p.off_out + int(i)] =
+            apply(p.op, in_.d[p.off_in + kiln_offset(i, p.shape, p.stride_in)]);
+}
