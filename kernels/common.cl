@@ -77,6 +77,16 @@ int kiln_offset(int i, const int *shape, const int *stride)
     return off;
 }
 
+/* Is a coalesced layout one dense run (the core merges contiguous dims, so
+ * every dense operand arrives as shape [1,...,1,n] with unit stride)? */
+int kiln_is_dense(const int *shape, const int *stride)
+{
+    for (int d = 0; d < KDIMS - 1; d++)
+        if (shape[d] != 1)
+            return 0;
+    return stride[KDIMS - 1] == 1 || shape[KDIMS - 1] == 1;
+}
+
 /* One index per work-item over the whole grid, whatever its shape, so the
  * grid-stride loops below are right for any grid the core picks. */
 uint kiln_global_index(void)

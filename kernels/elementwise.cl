@@ -70,6 +70,15 @@ U convert_value(T x)
 KILN_KERNEL void kiln_convert(__global const T *in, __global U *out,
                               const convert_params P)
 {
+    if (kiln_is_dense(P.shape, P.stride_in) &&
+        kiln_is_dense(P.shape, P.stride_out)) {
+        __global const T *src = in + P.off_in;
+        __global U *dst = out + P.off_out;
+        const uint n = (uint)P.n;
+        for (uint i = kiln_global_index(); i < n; i += kiln_global_count())
+            dst[i] = convert_value(src[i]);
+        return;
+    }
     convert_params p = P;
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {
@@ -127,9 +136,31 @@ T unary_op(int op, T x)
 }
 #endif
 
+/* Dense operands: one loop per op, chosen outside the loop, so each loop
+ * body is branch-free and a CPU implementation (PoCL) vectorises it; the
+ * op is not a build constant, which would multiply program builds. */
+#define DENSE_UNARY(OP)                                                     \
+    case OP:                                                                \
+        for (uint i = kiln_global_index(); i < n; i += kiln_global_count()) \
+            dst[i] = unary_op(OP, src[i]);                                  \
+        return;
+
 KILN_KERNEL void kiln_unary(__global const T *in, __global T *out,
                             const unary_params P)
 {
+    if (kiln_is_dense(P.shape, P.stride_in)) {
+        __global const T *src = in + P.off_in;
+        __global T *dst = out + P.off_out;
+        const uint n = (uint)P.n;
+        switch (P.op) {
+            DENSE_UNARY(0) DENSE_UNARY(1) DENSE_UNARY(2) DENSE_UNARY(3)
+#if T_FLOAT
+            DENSE_UNARY(4) DENSE_UNARY(5) DENSE_UNARY(6) DENSE_UNARY(7)
+            DENSE_UNARY(8)
+#endif
+        }
+        return;
+    }
     unary_params p = P;
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {
@@ -193,9 +224,29 @@ T binary_op(int op, T a, T b)
 }
 #endif
 
+/* As for unary: one branch-free loop per op on dense operands. */
+#define DENSE_BINARY(OP)                                                    \
+    case OP:                                                                \
+        for (uint i = kiln_global_index(); i < n; i += kiln_global_count()) \
+            po[i] = binary_op(OP, pa[i], pb[i]);                            \
+        return;
+
 KILN_KERNEL void kiln_binary(__global const T *a, __global const T *b,
                              __global T *out, const binary_params P)
 {
+    if (kiln_is_dense(P.shape, P.stride_a) &&
+        kiln_is_dense(P.shape, P.stride_b)) {
+        __global const T *pa = a + P.off_a, *pb = b + P.off_b;
+        __global T *po = out + P.off_out;
+        const uint n = (uint)P.n;
+        switch (P.op) {
+            DENSE_BINARY(0) DENSE_BINARY(1) DENSE_BINARY(2) DENSE_BINARY(3)
+            DENSE_BINARY(4) DENSE_BINARY(5) DENSE_BINARY(6) DENSE_BINARY(7)
+            DENSE_BINARY(8) DENSE_BINARY(9) DENSE_BINARY(10) DENSE_BINARY(11)
+            DENSE_BINARY(12)
+        }
+        return;
+    }
     binary_params p = P;
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {

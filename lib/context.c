@@ -97,6 +97,11 @@ void kiln_context_destroy(kiln_context *ctx)
 {
     if (!ctx || ctx->destroyed)
         return;
+    /* Storages an unfinished capture kept: freed while the device lives. */
+    kiln_storage *kept = ctx->kept;
+    ctx->kept = NULL;
+    ctx->recording = 0;
+    kiln__storage_free_chain(kept);
     ctx->destroyed = 1;
     if (ctx->queue) {
         ctx->queue->vt->finish(ctx->queue);

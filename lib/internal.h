@@ -29,6 +29,9 @@ struct kiln_context {
     uint64_t validation_messages;
     int recording;                  /* inside kiln_recording_begin/end     */
     uint64_t stats_at_record;       /* dispatches when recording began     */
+    /* Storages freed while recording: the capture still reads and writes
+     * them, so they live until the recording is freed. */
+    struct kiln_storage *kept;
     int refs;                       /* 1 for the user + 1 per storage      */
     int destroyed;                  /* kiln_context_destroy was called     */
 };

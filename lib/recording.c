@@ -15,6 +15,7 @@ struct kiln_recording {
     kiln_context *ctx;
     kiln_queue_recording *rec;
     uint64_t dispatches;
+    kiln_storage *kept;      /* storages freed during the capture */
 };
 
 kiln_status kiln_recording_begin(kiln_context *ctx)
@@ -51,6 +52,8 @@ kiln_recording *kiln_recording_end(kiln_context *ctx)
         if (qr)
             ctx->queue->vt->recording_free(ctx->queue, qr);
         free(r);
+        kiln__storage_free_chain(ctx->kept);
+        ctx->kept = NULL;
         return kiln__error_null(ctx, s != KILN_OK ? s
                                                   : KILN_ERROR_OUT_OF_HOST_MEMORY,
                                 "kiln_recording_end: %s",
@@ -60,6 +63,8 @@ kiln_recording *kiln_recording_end(kiln_context *ctx)
     kiln__context_retain(ctx); /* the handle may outlive the user's ref */
     r->rec = qr;
     r->dispatches = ctx->stats.dispatches - ctx->stats_at_record;
+    r->kept = ctx->kept;
+    ctx->kept = NULL;
     return r;
 }
 
@@ -92,8 +97,11 @@ void kiln_recording_free(kiln_recording *r)
 {
     if (!r)
         return;
-    if (r->ctx->queue && !r->ctx->destroyed)
+    if (r->ctx->queue && !r->ctx->destroyed) {
+        r->ctx->queue->vt->finish(r->ctx->queue); /* a replay may run */
         r->ctx->queue->vt->recording_free(r->ctx->queue, r->rec);
+    }
+    kiln__storage_free_chain(r->kept);
     kiln__context_release(r->ctx);
     free(r);
 }

@@ -171,6 +171,23 @@ kiln_tensor *kiln__tensor_view(kiln_tensor *src)
     return t;
 }
 
+static void storage_free(kiln_storage *st)
+{
+    if (!st->ctx->destroyed && st->alloc)
+        kiln_suballoc_free(&st->ctx->alloc, st->alloc);
+    kiln__context_release(st->ctx);
+    free(st);
+}
+
+void kiln__storage_free_chain(kiln_storage *st)
+{
+    while (st) {
+        kiln_storage *next = st->next_kept;
+        storage_free(st);
+        st = next;
+    }
+}
+
 void kiln_tensor_free(kiln_tensor *t)
 {
     if (!t)
@@ -179,10 +196,16 @@ void kiln_tensor_free(kiln_tensor *t)
     free(t);
     if (--st->refs > 0)
         return;
-    if (!st->ctx->destroyed && st->alloc)
-        kiln_suballoc_free(&st->ctx->alloc, st->alloc);
-    kiln__context_release(st->ctx);
-    free(st);
+    kiln_context *ctx = st->ctx;
+    if (ctx->recording && !ctx->destroyed && st->alloc) {
+        /* An op's temporary (or a user's tensor) freed mid-capture: the
+         * replay will touch these bytes again, so nothing may reuse them
+         * until the recording is freed. */
+        st->next_kept = ctx->kept;
+        ctx->kept = st;
+        return;
+    }
+    storage_free(st);
 }
 
 /* Checks common to write and read. */

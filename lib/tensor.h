@@ -11,6 +11,7 @@ typedef struct kiln_storage {
     kiln_context *ctx;          /* holds a reference on the context        */
     kiln_allocation *alloc;     /* NULL after the context was destroyed    */
     int refs;
+    struct kiln_storage *next_kept; /* chain of storages a recording keeps */
 } kiln_storage;
 
 struct kiln_tensor {
@@ -54,6 +55,9 @@ int64_t kiln__block_offset(const kiln_tensor *t);
 
 /** A kiln_binding covering @t's storage with @access. */
 kiln_binding kiln__binding(const kiln_tensor *t, kiln_access access);
+
+/** Frees a chain of storages kept alive for a recording (next_kept). */
+void kiln__storage_free_chain(kiln_storage *st);
 
 /** Context-level helpers from context.c. */
 void kiln__context_retain(kiln_context *ctx);

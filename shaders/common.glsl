@@ -35,10 +35,22 @@ int kiln_offset(uint i, int shape[KILN_KDIMS], int stride[KILN_KDIMS])
     int off = 0;
     for (int d = KILN_KDIMS - 1; d >= 0; d--) {
         uint s = uint(shape[d]);
+        if (s == 1u) /* coalesced layouts leave most dims at 1 */
+            continue;
         off += int(i % s) * stride[d];
         i /= s;
     }
     return off;
+}
+
+/* Is a coalesced layout one dense run (the core merges contiguous dims, so
+ * every dense operand arrives as shape [1,...,1,n] with unit stride)? */
+bool kiln_is_dense(int shape[KILN_KDIMS], int stride[KILN_KDIMS])
+{
+    for (int d = 0; d < KILN_KDIMS - 1; d++)
+        if (shape[d] != 1)
+            return false;
+    return stride[KILN_KDIMS - 1] == 1 || shape[KILN_KDIMS - 1] == 1;
 }
 
 /* Grid-stride loop over n elements in x. */

@@ -33,6 +33,12 @@ U convert(T v)
 
 void main()
 {
+    if (kiln_is_dense(p.shape, p.stride_in) &&
+        kiln_is_dense(p.shape, p.stride_out)) {
+        KILN_FOR_EACH(i, p.n)
+            out_.d[p.off_out + int(i)] = convert(in_.d[p.off_in + int(i)]);
+        return;
+    }
     KILN_FOR_EACH(i, p.n) {
         T v = in_.d[p.off_in + kiln_offset(i, p.shape, p.stride_in)];
         out_.d[p.off_out + kiln_offset(i, p.shape, p.stride_out)] = convert(v);

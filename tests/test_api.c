@@ -288,15 +288,19 @@ static void test_recording(void)
     float v[6] = {-1, 2, -3, 4, -5, 6}, out[6];
     kiln_tensor *x = f32(1, (int64_t[]){6}, v);
     CHECK(kiln_recording_begin(ctx) == KILN_OK, "recording begins");
-    /* Tensors a recording uses must outlive it: s2 is freed at the end. */
+    /* A temporary freed mid-capture: the recording keeps its bytes. */
     kiln_tensor *s2 = kiln_add(x, x);
     kiln_tensor *y = kiln_relu(s2);
     kiln_tensor *z = kiln_sum(y, 0, NULL, 0);
+    kiln_tensor_free(s2);
     CHECK(kiln_tensor_read(y, out, sizeof out) != KILN_OK,
           "reading while recording is refused");
     kiln_clear_error(ctx);
     kiln_recording *rec = kiln_recording_end(ctx);
     CHECK(rec && kiln_recording_dispatches(rec) == 3, "3 kernels recorded");
+    /* Would take s2's bytes if the recording did not keep them. */
+    kiln_tensor *intruder = kiln_tensor_new(ctx, KILN_F32, 1, (int64_t[]){6});
+    kiln_fill(intruder, 99);
     for (int round = 1; round <= 3; round++) {
         for (int i = 0; i < 6; i++)
             v[i] = (float)(round * (i % 2 ? 1 : -1) * (i + 1));
@@ -306,9 +310,12 @@ static void test_recording(void)
         CHECK(read_f32(z, &s, 1) && s == round * 2.0f * (2 + 4 + 6),
               "replay %d sums to %g", round, s);
     }
+    CHECK(read_f32(intruder, out, 6) && out[0] == 99 && out[5] == 99,
+          "a tensor allocated after the capture is not overwritten by "
+          "replays (%g)", out[0]);
     kiln_recording_free(rec);
+    kiln_tensor_free(intruder);
     kiln_tensor_free(x);
-    kiln_tensor_free(s2);
     kiln_tensor_free(y);
     kiln_tensor_free(z);
 }

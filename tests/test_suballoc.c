@@ -33,10 +33,20 @@ int main(void)
     CHECK(huge && a.nblocks == 2 && huge->owner != big->owner,
           "a range larger than a block gets a block of its own");
     kiln_suballoc_free(&a, huge);
-    CHECK(a.nblocks == 1, "an empty extra block is returned");
+    CHECK(a.nblocks == 2, "an empty block is kept for reuse");
+    kiln_allocation *h2 = kiln_suballoc_alloc(&a, 10000, &s);
+    kiln_allocation *h3 = kiln_suballoc_alloc(&a, 10000, &s);
+    kiln_allocation *h4 = kiln_suballoc_alloc(&a, 10000, &s);
+    CHECK(h2 && h3 && h4 && a.nblocks == 4, "a kept block is reused");
+    kiln_suballoc_free(&a, h2);
+    kiln_suballoc_free(&a, h3);
+    kiln_suballoc_free(&a, h4);
+    CHECK(a.nblocks == 3, "at most %d empty blocks are kept (%llu blocks)",
+          KILN_SPARE_BLOCKS, (unsigned long long)a.nblocks);
     kiln_suballoc_free(&a, big);
     kiln_suballoc_free(&a, z);
-    CHECK(a.nblocks == 1 && a.nlive == 0, "the last block is kept for reuse");
+    CHECK(a.nblocks == KILN_SPARE_BLOCKS && a.nlive == 0,
+          "emptied blocks beyond the spares are returned");
     kiln_suballoc_release(&a);
     kiln_suballoc_init(&a, ctx->queue, 4096, 8192, 0);
     CHECK(kiln_suballoc_alloc(&a, 10000, &s) == NULL &&

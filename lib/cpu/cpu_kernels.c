@@ -17,6 +17,8 @@ int64_t kiln_cpu_strided_offset(int64_t i, const int32_t *shape,
 {
     int64_t off = 0;
     for (int d = KILN_KDIMS - 1; d >= 0; d--) {
+        if (shape[d] == 1)
+            continue;
         int64_t c = i % shape[d];
         i /= shape[d];
         off += c * stride[d];
@@ -260,7 +262,25 @@ kiln_status kiln_cpu_run(const kiln_dispatch *d, void *const *base)
     case KILN_K_REDUCE: kiln_cpu_reduce(d, base); return KILN_OK;
     case KILN_K_ARGREDUCE: kiln_cpu_argreduce(d, base); return KILN_OK;
     case KILN_K_GEMM: kiln_cpu_gemm(d, base); return KILN_OK;
-    case KILN_KERNEL_COUNT: break;
+    case KILN_K_IM2COL: kiln_cpu_im2col(d, base); return KILN_OK;
+    case KILN_K_COL2IM: kiln_cpu_col2im(d, base); return KILN_OK;
+    case KILN_K_POOL: kiln_cpu_pool(d, base); return KILN_OK;
+    case KILN_K_POOL_BACKWARD: kiln_cpu_pool_backward(d, base); return KILN_OK;
+    case KILN_K_LRN: kiln_cpu_lrn(d, base); return KILN_OK;
+    case KILN_K_LRN_BACKWARD: kiln_cpu_lrn_backward(d, base); return KILN_OK;
+    case KILN_K_GATHER_ROWS: kiln_cpu_gather_rows(d, base); return KILN_OK;
+    case KILN_K_SCATTER_ROWS: kiln_cpu_scatter_rows(d, base); return KILN_OK;
+    case KILN_K_RNN_CELL: kiln_cpu_rnn_cell(d, base); return KILN_OK;
+    case KILN_K_RNN_CELL_BACKWARD:
+        kiln_cpu_rnn_cell_backward(d, base);
+        return KILN_OK;
+    case KILN_K_SOFTMAX: kiln_cpu_softmax(d, base); return KILN_OK;
+    case KILN_K_SOFTMAX_BACKWARD:
+        kiln_cpu_softmax_backward(d, base);
+        return KILN_OK;
+    case KILN_K_SOFTMAX_XENT: kiln_cpu_softmax_xent(d, base); return KILN_OK;
+    case KILN_K_RANDOM: kiln_cpu_random(d, base); return KILN_OK;
+    default: break; /* a kernel this backend lacks */
     }
     return KILN_ERROR_UNSUPPORTED;
 }

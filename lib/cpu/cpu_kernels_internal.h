@@ -19,5 +19,25 @@ double kiln_cpu_scalar(kiln_dtype t, uint32_t lo, uint32_t hi);
 void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_argreduce(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base);
+/* cpu_conv.c */
+void kiln_cpu_im2col(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_col2im(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_pool(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_pool_backward(const kiln_dispatch *d, void *const *base);
+/* cpu_norm.c */
+void kiln_cpu_lrn(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_lrn_backward(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_gather_rows(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_scatter_rows(const kiln_dispatch *d, void *const *base);
+
+/* cpu_rnn.c */
+void kiln_cpu_rnn_cell(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_rnn_cell_backward(const kiln_dispatch *d, void *const *base);
+
+/* cpu_softmax.c, cpu_random.c */
+void kiln_cpu_softmax(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_softmax_backward(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_softmax_xent(const kiln_dispatch *d, void *const *base);
+void kiln_cpu_random(const kiln_dispatch *d, void *const *base);
 
 #endif

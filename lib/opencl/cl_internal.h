@@ -18,7 +18,7 @@
 
 /* One built program: a kernel family for one set of build options. */
 typedef struct cl_program_entry {
-    int family;                 /* index into the family table            */
+    const char *family;         /* kiln_kernel_desc.cl_family             */
     char *options;
     cl_program program;
 } cl_program_entry;
@@ -67,6 +67,13 @@ typedef struct cl_queue {
     int recording;
     cl_recorded *rec;
     size_t nrec, caprec;
+
+    /* cl_khr_command_buffer replay (cl_queue.c), decided at creation;
+     * cmdbuf NULL: replay re-enqueues each captured dispatch. */
+    struct cl_cmdbuf_api *cmdbuf;
+    int cmdbuf_simultaneous;    /* create with SIMULTANEOUS_USE_KHR        */
+    char cmdbuf_why[160];       /* why cmdbuf is NULL                      */
+    kiln_queue_recording *live; /* unfreed recordings, newest first        */
 } cl_queue;
 
 /** The CL_* name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
@@ -101,5 +108,10 @@ void kiln_cl_release_programs(cl_queue *q);
  *  and error path as the kernels, then drops the program. */
 kiln_status kiln_cl_build_program_for_test(kiln_queue *q, const char *source,
                                            const char *options);
+
+/** For tests: 1 if replaying @r enqueues one cl_khr_command_buffer, 0 if it
+ *  re-enqueues every dispatch; *@why (if @why) says why not, or "". */
+int kiln_cl_recording_uses_command_buffer(const kiln_queue_recording *r,
+                                          const char **why);
 
 #endif /* KILN_CL_INTERNAL_H */

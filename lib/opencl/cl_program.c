@@ -3,48 +3,31 @@
  *
  * A program is one family's source (prefixed with common.cl) built with
  * options that fix the dtypes, the workgroup size and the tuning constants.
- * Programs and kernel objects are kept per queue (in memory) and program
- * binaries on disk, so a second process skips the compiler.
+ * Which family holds a kernel, and its function name, come from the kernel
+ * table (queue/kernel_table.h).  Programs and kernel objects are kept per
+ * queue (in memory) and program binaries on disk, so a second process skips
+ * the compiler.
  *
- * Disk cache: one file per program in $KILN_CACHE_DIR, else
- * $XDG_CACHE_HOME/kiln, else $HOME/.cache/kiln.  The file name is the
- * 64-bit FNV-1a hash of the key (source, options, device, driver and
- * platform version); the file repeats the whole key and a hash of the
- * binary, so a collision, a truncated or a damaged file is noticed and the
- * program rebuilt.  Files are written to a temporary name and renamed, so a
+ * Disk cache: one file per program in the cache directory (cache_file.h).
+ * The file name is the 64-bit FNV-1a hash of the key (source, options,
+ * device, driver and platform version); the file repeats the whole key and
+ * a hash of the binary, so a collision, a truncated or a damaged file is
+ * noticed and the program rebuilt.  Files are written atomically, so a
  * reader never sees half a file.  The cache is an optimisation only: any
  * failure in it falls back to building from source, silently.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "cache_file.h"
 #include "embedded.h"
 #include "opencl/cl_internal.h"
+#include "queue/kernel_table.h"
 
 #define CACHE_MAGIC "KILNCLB1"
 #define CACHE_HEADER 32 /* magic, key length, binary length, binary hash */
 #define BUILD_LOG_MAX 6000
-
-enum { FAMILY_ELEMENTWISE, FAMILY_REDUCE, FAMILY_GEMM };
-static const char *const family_names[] = {"elementwise", "reduce", "gemm"};
-
-static const struct {
-    int family;
-    const char *name;
-} kernel_table[KILN_KERNEL_COUNT] = {
-    [KILN_K_FILL] = {FAMILY_ELEMENTWISE, "kiln_fill"},
-    [KILN_K_CONVERT] = {FAMILY_ELEMENTWISE, "kiln_convert"},
-    [KILN_K_UNARY] = {FAMILY_ELEMENTWISE, "kiln_unary"},
-    [KILN_K_BINARY] = {FAMILY_ELEMENTWISE, "kiln_binary"},
-    [KILN_K_SELECT] = {FAMILY_ELEMENTWISE, "kiln_select"},
-    [KILN_K_REDUCE] = {FAMILY_REDUCE, "kiln_reduce"},
-    [KILN_K_ARGREDUCE] = {FAMILY_REDUCE, "kiln_argreduce"},
-    [KILN_K_GEMM] = {FAMILY_GEMM, "kiln_gemm"},
-};
 
 static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
 {
@@ -57,45 +40,12 @@ static uint64_t fnv1a(const void *data, size_t n, uint64_t h)
 }
 #define FNV_SEED 0xcbf29ce484222325ull
 
-/* ---- cache directory ---------------------------------------------------- */
-
-static int mkdir_p(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return access(path, W_OK | X_OK);
-}
+/* ---- disk cache --------------------------------------------------------- */
 
 void kiln_cl_cache_init(cl_queue *q)
 {
-    const char *dir = getenv("KILN_CACHE_DIR");
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    char path[sizeof q->cache_dir];
-    int n = -1;
-    if (dir && *dir)
-        n = snprintf(path, sizeof path, "%s", dir);
-    else if (xdg && *xdg)
-        n = snprintf(path, sizeof path, "%s/kiln", xdg);
-    else if (home && *home)
-        n = snprintf(path, sizeof path, "%s/.cache/kiln", home);
-    q->cache_dir[0] = '\0';
-    if (n <= 0 || (size_t)n >= sizeof path - 64)
-        return; /* no place for a cache, or a path too long to use */
-    if (mkdir_p(path) == 0)
-        memcpy(q->cache_dir, path, (size_t)n + 1);
+    kiln__cache_dir(q->cache_dir, sizeof q->cache_dir);
 }
-
-/* ---- disk cache --------------------------------------------------------- */
 
 static char *make_key(const cl_queue *q, const char *source,
                       const char *options)
@@ -110,11 +60,14 @@ static char *make_key(const cl_queue *q, const char *source,
     return key;
 }
 
-static void cache_path(const cl_queue *q, const char *key, char *out,
-                       size_t size)
+/* A cache file's path: the directory, "/", 16 hex digits, ".clbin". */
+#define CACHE_PATH_MAX (sizeof ((cl_queue *)0)->cache_dir + 24)
+
+static void cache_path(const cl_queue *q, const char *key,
+                       char out[CACHE_PATH_MAX])
 {
     unsigned long long h = fnv1a(key, strlen(key), FNV_SEED);
-    snprintf(out, size, "%s/%016llx.clbin", q->cache_dir, h);
+    snprintf(out, CACHE_PATH_MAX, "%s/%016llx.clbin", q->cache_dir, h);
 }
 
 static void put_u64(unsigned char *p, uint64_t v)
@@ -131,40 +84,19 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* The whole file, malloc'd, or NULL. */
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *data = NULL;
-    long n;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < CACHE_HEADER ||
-        fseek(f, 0, SEEK_SET) != 0)
-        goto out;
-    data = malloc((size_t)n);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
-    }
-    *size = (size_t)n;
-out:
-    fclose(f);
-    return data;
-}
-
 /* A program from the cache file for @key, or NULL when there is none that
  * is whole, matches the key and loads. */
 static cl_program cache_load(cl_queue *q, const char *key)
 {
-    char path[sizeof q->cache_dir + 64];
+    char path[CACHE_PATH_MAX];
     size_t size = 0, klen = strlen(key);
-    cache_path(q, key, path, sizeof path);
-    unsigned char *data = read_file(path, &size);
+    cache_path(q, key, path);
+    unsigned char *data = kiln__read_file(path, &size);
     cl_program prog = NULL;
     if (!data)
         return NULL;
-    if (memcmp(data, CACHE_MAGIC, 8) != 0 || get_u64(data + 8) != klen)
+    if (size < CACHE_HEADER || memcmp(data, CACHE_MAGIC, 8) != 0 ||
+        get_u64(data + 8) != klen)
         goto out;
     uint64_t blen = get_u64(data + 16);
     if (blen == 0 || size != CACHE_HEADER + klen + blen ||
@@ -192,50 +124,30 @@ out:
     return prog;
 }
 
-static int write_all(FILE *f, const void *p, size_t n)
-{
-    return fwrite(p, 1, n, f) == n;
-}
-
-/* Writes @prog's binary for @key; any failure just leaves no file. */
+/* Writes @prog's binary for @key (header, key, binary in one buffer, the
+ * binary fetched straight into place); any failure just leaves no file. */
 static void cache_store(cl_queue *q, const char *key, cl_program prog)
 {
-    size_t blen = 0;
+    size_t blen = 0, klen = strlen(key);
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof blen, &blen,
                          NULL) != CL_SUCCESS || blen == 0)
         return;
-    unsigned char *bin = malloc(blen);
-    if (!bin)
+    unsigned char *file = malloc(CACHE_HEADER + klen + blen);
+    if (!file)
         return;
-    char path[sizeof q->cache_dir + 64], tmp[sizeof path + 16];
-    FILE *f = NULL;
-    int fd = -1;
+    unsigned char *bin = file + CACHE_HEADER + klen;
     if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin,
-                         NULL) != CL_SUCCESS)
-        goto out;
-    cache_path(q, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
-    fd = mkstemp(tmp);
-    if (fd < 0 || !(f = fdopen(fd, "wb")))
-        goto fail;
-    unsigned char head[CACHE_HEADER];
-    size_t klen = strlen(key);
-    memcpy(head, CACHE_MAGIC, 8);
-    put_u64(head + 8, klen);
-    put_u64(head + 16, blen);
-    put_u64(head + 24, fnv1a(bin, blen, FNV_SEED));
-    int ok = write_all(f, head, sizeof head) && write_all(f, key, klen) &&
-             write_all(f, bin, blen);
-    fd = -1; /* owned by f now */
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0)
-        goto fail;
-    goto out;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-out:
-    free(bin);
+                         NULL) == CL_SUCCESS) {
+        char path[CACHE_PATH_MAX];
+        memcpy(file, CACHE_MAGIC, 8);
+        put_u64(file + 8, klen);
+        put_u64(file + 16, blen);
+        put_u64(file + 24, fnv1a(bin, blen, FNV_SEED));
+        memcpy(file + CACHE_HEADER, key, klen);
+        cache_path(q, key, path);
+        kiln__write_file_atomic(path, file, CACHE_HEADER + klen + blen);
+    }
+    free(file);
 }
 
 /* ---- building ----------------------------------------------------------- */
@@ -319,11 +231,12 @@ static const char *type_macro(kiln_dtype t)
     return t == KILN_F32 ? "F32" : t == KILN_I32 ? "I32" : "F64";
 }
 
-static void make_options(const cl_kernel_key *k, char *buf, size_t size)
+static void make_options(const cl_kernel_key *k, const kiln_kernel_desc *desc,
+                         char *buf, size_t size)
 {
     int n = snprintf(buf, size, "-cl-std=CL1.2 -DT=%s -DT_%s=1",
                      cl_type(k->dtype), type_macro(k->dtype));
-    if (k->kernel == KILN_K_CONVERT)
+    if (desc->uses_dtype2)
         n += snprintf(buf + n, size - (size_t)n, " -DU=%s -DU_%s=1",
                       cl_type(k->dtype2), type_macro(k->dtype2));
     snprintf(buf + n, size - (size_t)n,
@@ -346,13 +259,48 @@ static int grow(void **items, size_t *cap, size_t count, size_t elem)
     return 1;
 }
 
+/* Refuses what the kernel table says cannot run here: bad tuning constants,
+ * i32 where the kernel has no integer variant, more __local memory than
+ * CL_DEVICE_LOCAL_MEM_SIZE (a build or launch failure, later, otherwise). */
+static kiln_status check_variant(cl_queue *q, const kiln_kernel_desc *desc,
+                                 const kiln_dispatch *d)
+{
+    const char *bad = kiln_kernel_invalid(desc, d);
+    if (bad)
+        return kiln__error(q->base.ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "opencl dispatch: %s", bad);
+    if (!kiln_kernel_has_variant(d->kernel, d->dtype))
+        return kiln__error(q->base.ctx, KILN_ERROR_DTYPE,
+                           "opencl dispatch: %s has no i32 variant",
+                           desc->name);
+    uint64_t need = kiln_kernel_shared_bytes(desc, d);
+    cl_ulong have = 0;
+    if (!need)
+        return KILN_OK;
+    cl_int err = clGetDeviceInfo(q->device, CL_DEVICE_LOCAL_MEM_SIZE,
+                                 sizeof have, &have, NULL);
+    if (err != CL_SUCCESS)
+        return kiln__error(q->base.ctx, kiln_cl_status(err),
+                           "opencl dispatch: clGetDeviceInfo("
+                           "CL_DEVICE_LOCAL_MEM_SIZE) failed: %s",
+                           kiln_cl_error_string(err));
+    if (need > have)
+        return kiln__error(q->base.ctx, KILN_ERROR_UNSUPPORTED,
+                           "opencl dispatch: %s needs %llu bytes of local "
+                           "memory, the device has %llu", desc->name,
+                           (unsigned long long)need, (unsigned long long)have);
+    return KILN_OK;
+}
+
 /* The program for (@family, @options), built on first use. */
-static kiln_status get_program(cl_queue *q, int family, const char *options,
+static kiln_status get_program(cl_queue *q, const char *family,
+                               const char *options,
                                cl_program *out)
 {
     for (size_t i = 0; i < q->nprograms; i++) {
         cl_program_entry *e = &q->programs[i];
-        if (e->family == family && strcmp(e->options, options) == 0) {
+        if (strcmp(e->family, family) == 0 &&
+            strcmp(e->options, options) == 0) {
             *out = e->program;
             return KILN_OK;
         }
@@ -360,11 +308,11 @@ static kiln_status get_program(cl_queue *q, int family, const char *options,
     const kiln_embedded_file *common =
         kiln_embedded_find(kiln_cl_sources, "common");
     const kiln_embedded_file *fam =
-        kiln_embedded_find(kiln_cl_sources, family_names[family]);
+        kiln_embedded_find(kiln_cl_sources, family);
     if (!common || !fam)
         return kiln__error(q->base.ctx, KILN_ERROR_BACKEND,
                            "opencl: kernel source %s.cl is not embedded",
-                           family_names[family]);
+                           family);
     char *source = malloc(common->size + fam->size + 2);
     char *opts = strdup(options);
     if (!source || !opts ||
@@ -374,13 +322,12 @@ static kiln_status get_program(cl_queue *q, int family, const char *options,
         free(opts);
         return kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
                            "opencl: out of host memory building %s",
-                           family_names[family]);
+                           family);
     }
     memcpy(source, common->data, common->size);
     source[common->size] = '\n';
     memcpy(source + common->size + 1, fam->data, fam->size + 1);
-    kiln_status s = build_source(q, family_names[family], source, options,
-                                 out);
+    kiln_status s = build_source(q, family, source, options, out);
     free(source);
     if (s != KILN_OK) {
         free(opts);
@@ -390,29 +337,15 @@ static kiln_status get_program(cl_queue *q, int family, const char *options,
     return KILN_OK;
 }
 
-cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
-                             kiln_status *status)
+/* Builds (or finds the program of) the kernel object for @key and caches
+ * it. */
+static cl_kernel kernel_create(cl_queue *q, const kiln_kernel_desc *desc,
+                               const cl_kernel_key *key, kiln_status *status)
 {
-    cl_kernel_key key;
-    memset(&key, 0, sizeof key); /* padding too: compared with memcmp */
-    key.kernel = d->kernel;
-    key.dtype = d->dtype;
-    key.dtype2 = d->kernel == KILN_K_CONVERT ? d->dtype2 : KILN_F32;
-    memcpy(key.local, d->local, sizeof key.local);
-    memcpy(key.consts, d->consts, sizeof key.consts);
-    for (size_t i = 0; i < q->nkernels; i++)
-        if (memcmp(&q->kernels[i].key, &key, sizeof key) == 0)
-            return q->kernels[i].kernel;
-
-    if ((unsigned)d->kernel >= KILN_KERNEL_COUNT) {
-        *status = kiln__error(q->base.ctx, KILN_ERROR_INVALID_ARGUMENT,
-                              "opencl: unknown kernel id %d", d->kernel);
-        return NULL;
-    }
-    char options[512];
-    cl_program prog;
-    make_options(&key, options, sizeof options);
-    *status = get_program(q, kernel_table[d->kernel].family, options, &prog);
+    char options[512], fn[64];
+    cl_program prog = NULL;
+    make_options(key, desc, options, sizeof options);
+    *status = get_program(q, desc->cl_family, options, &prog);
     if (*status != KILN_OK)
         return NULL;
     if (!grow((void **)&q->kernels, &q->capkernels, q->nkernels,
@@ -422,16 +355,43 @@ cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
         return NULL;
     }
     cl_int err;
-    cl_kernel k = clCreateKernel(prog, kernel_table[d->kernel].name, &err);
+    snprintf(fn, sizeof fn, "kiln_%s", desc->name);
+    cl_kernel k = clCreateKernel(prog, fn, &err);
     if (err != CL_SUCCESS) {
         *status = kiln__error(q->base.ctx, kiln_cl_status(err),
                               "opencl: clCreateKernel(%s) (%s) failed: %s",
-                              kernel_table[d->kernel].name, options,
-                              kiln_cl_error_string(err));
+                              fn, options, kiln_cl_error_string(err));
         return NULL;
     }
-    q->kernels[q->nkernels++] = (cl_kernel_entry){key, k};
+    q->kernels[q->nkernels++] = (cl_kernel_entry){*key, k};
     return k;
+}
+
+cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
+                             kiln_status *status)
+{
+    const kiln_kernel_desc *desc = kiln_kernel_describe(d->kernel);
+    if (!desc) {
+        *status = kiln__error(q->base.ctx, KILN_ERROR_UNSUPPORTED,
+                              "opencl: no kernel with id %d in this build",
+                              (int)d->kernel);
+        return NULL;
+    }
+    cl_kernel_key key;
+    memset(&key, 0, sizeof key); /* padding too: compared with memcmp */
+    key.kernel = d->kernel;
+    key.dtype = d->dtype;
+    key.dtype2 = desc->uses_dtype2 ? d->dtype2 : KILN_F32;
+    memcpy(key.local, d->local, sizeof key.local);
+    memcpy(key.consts, d->consts, sizeof key.consts);
+    for (size_t i = 0; i < q->nkernels; i++)
+        if (memcmp(&q->kernels[i].key, &key, sizeof key) == 0)
+            return q->kernels[i].kernel;
+    /* Checked once per variant: what it checks depends on the key only. */
+    *status = check_variant(q, desc, d);
+    if (*status != KILN_OK)
+        return NULL;
+    return kernel_create(q, desc, &key, status);
 }
 
 void kiln_cl_release_programs(cl_queue *q)

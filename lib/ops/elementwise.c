@@ -46,9 +46,8 @@ static kiln_tensor *binary(kiln_tensor *a, kiln_tensor *b, int op)
     p->off_a = (int32_t)kiln__block_offset(a);
     p->off_b = (int32_t)kiln__block_offset(b);
     p->off_out = (int32_t)kiln__block_offset(out);
-    int32_t kshape[KILN_KDIMS];
-    kiln__kernel_strides(a, ndim, shape, p->shape, p->stride_a);
-    kiln__kernel_strides(b, ndim, shape, kshape, p->stride_b);
+    kiln__elementwise_layout(2, args, ndim, shape, p->shape,
+                             (int32_t *const[]){p->stride_a, p->stride_b});
     kiln__bind(&d, a, KILN_ACCESS_READ);
     kiln__bind(&d, b, KILN_ACCESS_READ);
     kiln__bind(&d, out, KILN_ACCESS_WRITE);
@@ -130,10 +129,9 @@ kiln_tensor *kiln_select(kiln_tensor *cond, kiln_tensor *a, kiln_tensor *b)
     p->off_a = (int32_t)kiln__block_offset(a);
     p->off_b = (int32_t)kiln__block_offset(b);
     p->off_out = (int32_t)kiln__block_offset(out);
-    int32_t kshape[KILN_KDIMS];
-    kiln__kernel_strides(cond, ndim, shape, p->shape, p->stride_c);
-    kiln__kernel_strides(a, ndim, shape, kshape, p->stride_a);
-    kiln__kernel_strides(b, ndim, shape, kshape, p->stride_b);
+    kiln__elementwise_layout(3, args, ndim, shape, p->shape,
+                             (int32_t *const[]){p->stride_c, p->stride_a,
+                                                p->stride_b});
     kiln__bind(&d, cond, KILN_ACCESS_READ);
     kiln__bind(&d, a, KILN_ACCESS_READ);
     kiln__bind(&d, b, KILN_ACCESS_READ);
@@ -173,7 +171,8 @@ static kiln_tensor *unary(kiln_tensor *t, int op)
     p->op = op;
     p->off_in = (int32_t)kiln__block_offset(t);
     p->off_out = (int32_t)kiln__block_offset(out);
-    kiln__kernel_strides(t, t->ndim, t->shape, p->shape, p->stride_in);
+    kiln__elementwise_layout(1, &t, t->ndim, t->shape, p->shape,
+                             (int32_t *const[]){p->stride_in});
     kiln__bind(&d, t, KILN_ACCESS_READ);
     kiln__bind(&d, out, KILN_ACCESS_WRITE);
     if (kiln__launch(ctx, call, &d, op) != KILN_OK) {
@@ -212,7 +211,8 @@ kiln_status kiln_fill(kiln_tensor *t, double value)
     kiln_fill_params *p = (kiln_fill_params *)d.params;
     p->n = (int32_t)n;
     p->off_out = (int32_t)kiln__block_offset(t);
-    kiln__kernel_strides(t, t->ndim, t->shape, p->shape, p->stride_out);
+    kiln__elementwise_layout(1, &t, t->ndim, t->shape, p->shape,
+                             (int32_t *const[]){p->stride_out});
     kiln__scalar_bits(t->dtype, value, &p->value_lo, &p->value_hi);
     kiln__bind(&d, t, KILN_ACCESS_WRITE);
     return kiln__launch(ctx, call, &d, -1);
@@ -231,9 +231,9 @@ kiln_status kiln__convert(kiln_context *ctx, const char *call, kiln_tensor *dst,
     p->n = (int32_t)n;
     p->off_in = (int32_t)kiln__block_offset(src);
     p->off_out = (int32_t)kiln__block_offset(dst);
-    int32_t kshape[KILN_KDIMS];
-    kiln__kernel_strides(src, dst->ndim, dst->shape, p->shape, p->stride_in);
-    kiln__kernel_strides(dst, dst->ndim, dst->shape, kshape, p->stride_out);
+    kiln__elementwise_layout(2, (kiln_tensor *const[]){src, dst}, dst->ndim,
+                             dst->shape, p->shape,
+                             (int32_t *const[]){p->stride_in, p->stride_out});
     /* Callers never pass views of one storage (kiln_copy stages those). */
     kiln__bind(&d, src, KILN_ACCESS_READ);
     kiln__bind(&d, dst, KILN_ACCESS_WRITE);

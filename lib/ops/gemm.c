@@ -119,6 +119,48 @@ static kiln_status run_gemm(kiln_context *ctx, const char *call,
     return kiln__launch(ctx, call, &d, -1);
 }
 
+kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
+                             int64_t n, int64_t k, int64_t batch,
+                             const kiln_matrix_view *a,
+                             const kiln_matrix_view *b,
+                             const kiln_matrix_view *c, double alpha,
+                             double beta)
+{
+    if (m == 0 || n == 0 || batch == 0)
+        return KILN_OK;
+    kiln_dispatch d;
+    kiln__dispatch_init(ctx, &d, KILN_K_GEMM, c->t->dtype, 1);
+    gemm_tiles(ctx, &d);
+    kiln_gemm_params *p = (kiln_gemm_params *)d.params;
+    *p = (kiln_gemm_params){
+        .m = (int32_t)m, .n = (int32_t)n, .k = (int32_t)k,
+        .batch = (int32_t)batch,
+        .off_a = (int32_t)(kiln__block_offset(a->t) + a->off),
+        .off_b = (int32_t)(kiln__block_offset(b->t) + b->off),
+        .off_c = (int32_t)(kiln__block_offset(c->t) + c->off),
+        .a_sm = (int32_t)a->si, .a_sk = (int32_t)a->sj,
+        .a_sb = (int32_t)a->sb, .b_sk = (int32_t)b->si,
+        .b_sn = (int32_t)b->sj, .b_sb = (int32_t)b->sb,
+        .c_sm = (int32_t)c->si, .c_sb = (int32_t)c->sb};
+    kiln__scalar_bits(c->t->dtype, alpha, &p->alpha_lo, &p->alpha_hi);
+    kiln__scalar_bits(c->t->dtype, beta, &p->beta_lo, &p->beta_hi);
+    uint32_t tile_m = d.local[1] * (uint32_t)d.consts[0];
+    uint32_t tile_n = d.local[0] * (uint32_t)d.consts[1];
+    d.groups[0] = (uint32_t)((n + tile_n - 1) / tile_n);
+    d.groups[1] = (uint32_t)((m + tile_m - 1) / tile_m);
+    d.groups[2] = (uint32_t)(batch < 65535 ? batch : 65535);
+    /* Tiles are looped grid-stride, so a capped grid still covers C. */
+    if (d.groups[0] > 65535)
+        d.groups[0] = 65535;
+    if (d.groups[1] > 65535)
+        d.groups[1] = 65535;
+    kiln__bind(&d, a->t, KILN_ACCESS_READ);
+    kiln__bind(&d, b->t, KILN_ACCESS_READ);
+    kiln__bind(&d, c->t,
+               beta != 0 ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_WRITE);
+    return kiln__launch(ctx, call, &d, -1);
+}
+
 static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
 
 /* The shared body of kiln_matmul and kiln_gemm on >= 2-D operands. */

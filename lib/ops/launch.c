@@ -115,6 +115,40 @@ void kiln__kernel_strides(const kiln_tensor *t, int ndim, const int64_t *shape,
     }
 }
 
+void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
+                              const int64_t *shape, int32_t *kshape,
+                              int32_t *const *kstrides)
+{
+    int64_t st[KILN_MAX_BINDINGS][KILN_MAX_DIMS];  /* per original dim */
+    int64_t sh[KILN_MAX_DIMS], kst[KILN_MAX_BINDINGS][KILN_MAX_DIMS];
+    for (int j = 0; j < n; j++)
+        kiln__broadcast_strides(ts[j], ndim, shape, st[j]);
+    /* Walk from the innermost dim outwards, merging into the last kept
+     * dim when every operand steps over it contiguously. */
+    int kept = 0; /* kept dims, innermost first, in sh and kst */
+    for (int d = ndim - 1; d >= 0; d--) {
+        if (shape[d] == 1)
+            continue;
+        int merge = kept > 0;
+        for (int j = 0; j < n && merge; j++)
+            merge = st[j][d] == kst[j][kept - 1] * sh[kept - 1];
+        if (merge) {
+            sh[kept - 1] *= shape[d];
+            continue;
+        }
+        sh[kept] = shape[d];
+        for (int j = 0; j < n; j++)
+            kst[j][kept] = st[j][d];
+        kept++;
+    }
+    for (int i = 0; i < KILN_KDIMS; i++) {
+        int src = KILN_KDIMS - 1 - i; /* kernel dim i <- kept dim src */
+        kshape[i] = src < kept ? (int32_t)sh[src] : 1;
+        for (int j = 0; j < n; j++)
+            kstrides[j][i] = src < kept ? (int32_t)kst[j][src] : 0;
+    }
+}
+
 /* Grid-stride kernels cover any n; cap the group count so the grid stays
  * within every device's limit (maxComputeWorkGroupCount >= 65535). */
 #define KILN_MAX_GROUPS 65535u

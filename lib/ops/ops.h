@@ -31,6 +31,17 @@ int kiln__broadcast_shape(kiln_context *ctx, const char *call, int n,
 void kiln__kernel_strides(const kiln_tensor *t, int ndim, const int64_t *shape,
                           int32_t *kshape, int32_t *kstride);
 
+/**
+ * Kernel shape and per-operand strides for an elementwise kernel over
+ * @shape: each of the @n tensors is broadcast to @shape, then adjacent
+ * dimensions that are contiguous for every operand are merged and size-1
+ * dimensions dropped, so a dense operation becomes 1-D (one division per
+ * element in the kernels instead of six).  Right-aligned to KILN_KDIMS.
+ */
+void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
+                              const int64_t *shape, int32_t *kshape,
+                              int32_t *const *kstrides);
+
 /** Starts a dispatch of @kernel over @n elements: grid-stride groups, the
  *  device's preferred workgroup size. */
 void kiln__dispatch_init(kiln_context *ctx, kiln_dispatch *d,
@@ -50,5 +61,23 @@ void kiln__scalar_bits(kiln_dtype dtype, double value, uint32_t *lo,
 /** Strided conversion/copy of @src into @dst (same shape). */
 kiln_status kiln__convert(kiln_context *ctx, const char *call, kiln_tensor *dst,
                           kiln_tensor *src);
+
+/** One operand of kiln__gemm_views: elements t[off + z*sb + i*si + j*sj]
+ *  (off counted from the tensor's first element) for batch z, row i,
+ *  column j.  For C, sj must be 1. */
+typedef struct kiln_matrix_view {
+    const kiln_tensor *t;
+    int64_t off, si, sj, sb;
+} kiln_matrix_view;
+
+/** C[z] = alpha A[z] B[z] + beta C[z] (M x K times K x N, @batch of them)
+ *  on raw strided views of existing tensors, for ops that lay out their
+ *  own operands (convolution).  beta == 0: C is not read. */
+kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
+                             int64_t n, int64_t k, int64_t batch,
+                             const kiln_matrix_view *a,
+                             const kiln_matrix_view *b,
+                             const kiln_matrix_view *c, double alpha,
+                             double beta);
 
 #endif

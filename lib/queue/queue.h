@@ -50,6 +50,21 @@ typedef enum kiln_kernel_id {
     KILN_K_REDUCE,     /* T: sum/max/min over strided inner dims           */
     KILN_K_ARGREDUCE,  /* T -> i32: argmax/argmin                          */
     KILN_K_GEMM,       /* T: C = alpha op(A) op(B) + beta C, batched       */
+    /* Op families of the course (parameter blocks in kernels_<family>.h). */
+    KILN_K_IM2COL,     /* T: convolution patches to columns                */
+    KILN_K_COL2IM,     /* T: columns back to an image, summing overlaps    */
+    KILN_K_POOL,       /* T: max (with i32 argmax) / average pooling       */
+    KILN_K_POOL_BACKWARD,
+    KILN_K_SOFTMAX,    /* T: softmax / log-softmax along an axis           */
+    KILN_K_SOFTMAX_BACKWARD,
+    KILN_K_SOFTMAX_XENT, /* T: fused cross-entropy loss + gradient         */
+    KILN_K_RANDOM,     /* T: Philox4x32-10 uniform/normal/bernoulli/...    */
+    KILN_K_LRN,        /* T: local response normalisation                  */
+    KILN_K_LRN_BACKWARD,
+    KILN_K_GATHER_ROWS,  /* T: embedding lookup                            */
+    KILN_K_SCATTER_ROWS, /* T: embedding gradient, deterministic sum       */
+    KILN_K_RNN_CELL,     /* T: fused gate math + state update, one step    */
+    KILN_K_RNN_CELL_BACKWARD,
     KILN_KERNEL_COUNT
 } kiln_kernel_id;
 

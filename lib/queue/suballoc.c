@@ -228,6 +228,14 @@ kiln_allocation *kiln_suballoc_alloc(kiln_suballoc *a, size_t size,
     return al;
 }
 
+static int count_empty(const kiln_suballoc *a)
+{
+    int n = 0;
+    for (const kiln_alloc_block *b = a->blocks; b; b = b->next)
+        n += b->used == 0;
+    return n;
+}
+
 void kiln_suballoc_free(kiln_suballoc *a, kiln_allocation *al)
 {
     if (!al)
@@ -244,9 +252,11 @@ void kiln_suballoc_free(kiln_suballoc *a, kiln_allocation *al)
         al->next->prev = al->prev;
     a->nlive--;
     free(al);
-    /* Give an empty block back to the device unless it is the only one:
-     * keeping one avoids churn when a loop frees and allocates. */
-    if (b->used == 0 && !(a->blocks == b && b->next == NULL)) {
+    /* Keep up to KILN_SPARE_BLOCKS empty blocks: a training loop frees and
+     * allocates the same sizes every step, and a block from the driver
+     * costs an allocation plus first-touch page faults each time.  Give
+     * back the rest. */
+    if (b->used == 0 && count_empty(a) > KILN_SPARE_BLOCKS) {
         a->queue->vt->finish(a->queue); /* the device may still use it */
         kiln_alloc_block **pp = &a->blocks;
         while (*pp != b)

@@ -19,6 +19,7 @@
 #define KILN_BLOCK_SIZE ((size_t)64 << 20)
 #define KILN_ALLOC_ALIGN 256 /* >= every device's storage offset alignment */
 #define KILN_GUARD_BYTE 0xA5
+#define KILN_SPARE_BLOCKS 2  /* empty blocks kept for reuse */
 
 typedef struct kiln_queue kiln_queue;
 typedef struct kiln_block kiln_block;

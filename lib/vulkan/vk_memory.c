@@ -203,19 +203,31 @@ static kiln_status staged_copy(kiln_vk_queue *q, kiln_block *block,
     return kiln_vk_wait_idle(q);
 }
 
-kiln_status kiln_vk_write(kiln_queue *queue, kiln_block *dst, size_t offset,
-                          const void *src, size_t size)
+/* Copies @n bytes between device-visible memory @dev and @host. */
+static void host_copy(void *dev, void *host, size_t n, int to_device)
+{
+    if (to_device)
+        memcpy(dev, host, n);
+    else
+        memcpy(host, dev, n);
+}
+
+/* write (@to_device) and read: @size bytes at @offset in @block from or to
+ * @host.  Synchronous: the device is idle first (earlier commands may still
+ * use these bytes) and after. */
+static kiln_status transfer(kiln_queue *queue, kiln_block *block,
+                            size_t offset, void *host, size_t size,
+                            int to_device)
 {
     kiln_vk_queue *q = (kiln_vk_queue *)queue;
-    kiln_vk_block *b = dst->handle;
+    kiln_vk_block *b = block->handle;
     if (size == 0)
         return KILN_OK;
-    /* Earlier commands may still read or write these bytes. */
     kiln_status s = kiln_vk_wait_idle(q);
     if (s != KILN_OK)
         return s;
     if (b->mapped) {
-        memcpy((char *)b->mapped + offset, src, size);
+        host_copy((char *)b->mapped + offset, host, size, to_device);
         return KILN_OK;
     }
     for (size_t done = 0; done < size && s == KILN_OK;) {
@@ -225,39 +237,27 @@ kiln_status kiln_vk_write(kiln_queue *queue, kiln_block *dst, size_t offset,
         s = staging_reserve(q, chunk);
         if (s != KILN_OK)
             break;
-        memcpy(q->staging.mapped, (const char *)src + done, chunk);
-        s = staged_copy(q, dst, offset + done, chunk, 1);
+        if (to_device)
+            host_copy(q->staging.mapped, (char *)host + done, chunk, 1);
+        s = staged_copy(q, block, offset + done, chunk, to_device);
+        if (s == KILN_OK && !to_device)
+            host_copy(q->staging.mapped, (char *)host + done, chunk, 0);
         done += chunk;
     }
     return s;
 }
 
+kiln_status kiln_vk_write(kiln_queue *queue, kiln_block *dst, size_t offset,
+                          const void *src, size_t size)
+{
+    /* transfer only reads @src when it copies to the device. */
+    return transfer(queue, dst, offset, (void *)src, size, 1);
+}
+
 kiln_status kiln_vk_read(kiln_queue *queue, kiln_block *src, size_t offset,
                          void *dst, size_t size)
 {
-    kiln_vk_queue *q = (kiln_vk_queue *)queue;
-    kiln_vk_block *b = src->handle;
-    if (size == 0)
-        return KILN_OK;
-    kiln_status s = kiln_vk_wait_idle(q);
-    if (s != KILN_OK)
-        return s;
-    if (b->mapped) {
-        memcpy(dst, (const char *)b->mapped + offset, size);
-        return KILN_OK;
-    }
-    for (size_t done = 0; done < size && s == KILN_OK;) {
-        size_t chunk = size - done;
-        if (chunk > KILN_VK_STAGING_MAX)
-            chunk = KILN_VK_STAGING_MAX;
-        s = staging_reserve(q, chunk);
-        if (s == KILN_OK)
-            s = staged_copy(q, src, offset + done, chunk, 0);
-        if (s == KILN_OK)
-            memcpy((char *)dst + done, q->staging.mapped, chunk);
-        done += chunk;
-    }
-    return s;
+    return transfer(queue, src, offset, dst, size, 0);
 }
 
 kiln_status kiln_vk_copy(kiln_queue *queue, kiln_block *src, size_t soff,

@@ -6,72 +6,44 @@
  * VK_KHR_push_descriptor: no pools, no sets to track) and ONE pipeline
  * layout (that set plus 128 bytes of push constants: the kernel's parameter
  * block).  Shader modules come from the SPIR-V embedded at build time, one
- * per (kernel, T, U); pipelines are created on first use and cached per
- * (kernel, dtypes, workgroup size, tuning constants), which reach the
- * shader as specialization constants 0-2 (local size) and 10-13 (consts).
- * A VkPipelineCache is kept in $KILN_CACHE_DIR when that is set.
+ * per (kernel, T, U), named after the kernel table (queue/kernel_table.h);
+ * pipelines are created on first use and cached per (kernel, dtypes,
+ * workgroup size, tuning constants), which reach the shader as
+ * specialization constants 0-2 (local size) and 10-13 (consts).
+ * A VkPipelineCache is saved in the cache directory (cache_file.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "cache_file.h"
 #include "embedded.h"
+#include "queue/kernel_table.h"
 #include "vulkan/vk_internal.h"
-
-static const char *const kernel_names[KILN_KERNEL_COUNT] = {
-    [KILN_K_FILL] = "fill",         [KILN_K_CONVERT] = "convert",
-    [KILN_K_UNARY] = "unary",       [KILN_K_BINARY] = "binary",
-    [KILN_K_SELECT] = "select",     [KILN_K_REDUCE] = "reduce",
-    [KILN_K_ARGREDUCE] = "argreduce", [KILN_K_GEMM] = "gemm",
-};
 
 /* ------------------------------------------------------------------------ */
 /* Pipeline cache on disk                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* One file per device and driver build (pipelineCacheUUID), in the cache
+ * directory; its name (58 bytes) fits the KILN_CACHE_NAME_MAX bytes that
+ * kiln__cache_dir leaves free. */
 static void cache_path(kiln_vk_queue *q)
 {
-    const char *dir = getenv("KILN_CACHE_DIR");
-    q->cache_path[0] = '\0';
-    if (!dir || !*dir)
+    if (kiln__cache_dir(q->cache_path, sizeof q->cache_path) != 0)
         return;
     VkPhysicalDeviceProperties p;
     vkGetPhysicalDeviceProperties(q->phys, &p);
     char uuid[2 * VK_UUID_SIZE + 1];
     for (unsigned i = 0; i < VK_UUID_SIZE; i++)
         snprintf(uuid + 2 * i, 3, "%02x", p.pipelineCacheUUID[i]);
-    int n = snprintf(q->cache_path, sizeof q->cache_path,
-                     "%s/kiln-vulkan-%04x-%04x-%s.bin", dir, p.vendorID,
-                     p.deviceID, uuid);
-    if (n < 0 || (size_t)n >= sizeof q->cache_path)
-        q->cache_path[0] = '\0';
+    size_t len = strlen(q->cache_path);
+    snprintf(q->cache_path + len, sizeof q->cache_path - len,
+             "/kiln-vulkan-%04x-%04x-%s.bin", p.vendorID, p.deviceID, uuid);
 }
 
-/* The saved cache, or NULL.  A damaged or foreign file is harmless: the
- * driver checks the header and ignores data it does not recognise. */
-static void *cache_load(const char *path, size_t *size)
-{
-    *size = 0;
-    FILE *f = path[0] ? fopen(path, "rb") : NULL;
-    if (!f)
-        return NULL;
-    void *data = NULL;
-    long n;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-        fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)n)) &&
-        fread(data, 1, (size_t)n, f) == (size_t)n) {
-        *size = (size_t)n;
-    } else {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    return data;
-}
-
-/* Written to a temporary name and renamed, so a reader never sees half a
- * file.  Failures are ignored: the cache only saves time. */
+/* Written atomically, so a reader never sees half a file.  Failures are
+ * ignored: the cache only saves time. */
 static void cache_save(kiln_vk_queue *q)
 {
     size_t size = 0;
@@ -80,17 +52,10 @@ static void cache_save(kiln_vk_queue *q)
             VK_SUCCESS || !size)
         return;
     void *data = malloc(size);
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", q->cache_path, (long)getpid());
-    FILE *f = NULL;
     if (data &&
         vkGetPipelineCacheData(q->device, q->cache, &size, data) ==
-            VK_SUCCESS && (f = fopen(tmp, "wb"))) {
-        int ok = fwrite(data, 1, size, f) == size;
-        ok = fclose(f) == 0 && ok;
-        if (!ok || rename(tmp, q->cache_path) != 0)
-            remove(tmp);
-    }
+            VK_SUCCESS)
+        kiln__write_file_atomic(q->cache_path, data, size);
     free(data);
 }
 
@@ -136,9 +101,12 @@ kiln_status kiln_vk_pipelines_init(kiln_vk_queue *q)
         return kiln_vk_fail(q, r, "kiln_context_create",
                             "vkCreatePipelineLayout");
 
+    /* A damaged or foreign file is harmless: the driver checks the header
+     * and ignores data it does not recognise. */
     cache_path(q);
-    size_t size;
-    void *data = cache_load(q->cache_path, &size);
+    size_t size = 0;
+    void *data = q->cache_path[0] ? kiln__read_file(q->cache_path, &size)
+                                  : NULL;
     VkPipelineCacheCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
         .initialDataSize = size,
@@ -194,18 +162,17 @@ void kiln_vk_pipelines_release(kiln_vk_queue *q)
 static VkShaderModule module_get(kiln_vk_queue *q, const kiln_vk_pipeline_key *k,
                                  kiln_status *status)
 {
-    int u = k->kernel == KILN_K_CONVERT ? k->dtype2 : 0;
-    VkShaderModule *slot = &q->modules[k->kernel][k->dtype][u];
+    /* The key's dtype2 is 0 unless the kernel has (T, U) variants. */
+    VkShaderModule *slot = &q->modules[k->kernel][k->dtype][k->dtype2];
     if (*slot)
         return *slot;
+    const kiln_kernel_desc *desc = kiln_kernel_describe(k->kernel);
     char name[64];
-    if (k->kernel == KILN_K_CONVERT)
-        snprintf(name, sizeof name, "convert_%s_%s",
-                 kiln_dtype_name((kiln_dtype)k->dtype),
+    int n = snprintf(name, sizeof name, "%s_%s", desc->name,
+                     kiln_dtype_name((kiln_dtype)k->dtype));
+    if (desc->uses_dtype2)
+        snprintf(name + n, sizeof name - (size_t)n, "_%s",
                  kiln_dtype_name((kiln_dtype)k->dtype2));
-    else
-        snprintf(name, sizeof name, "%s_%s", kernel_names[k->kernel],
-                 kiln_dtype_name((kiln_dtype)k->dtype));
     const kiln_embedded_file *f = kiln_embedded_find(kiln_spirv_modules, name);
     if (!f) {
         *status = kiln__error(q->base.ctx, KILN_ERROR_UNSUPPORTED,
@@ -269,8 +236,11 @@ static VkPipeline pipeline_create(kiln_vk_queue *q,
     VkShaderModule m = module_get(q, k, status);
     if (!m)
         return VK_NULL_HANDLE;
+    /* Specialization data: local size (ids 0-2), then consts (10-...). */
     uint32_t data[3 + KILN_MAX_CONSTS];
     VkSpecializationMapEntry e[3 + KILN_MAX_CONSTS];
+    _Static_assert(sizeof data == sizeof k->local + sizeof k->consts,
+                   "specialization data is local[3] then consts[]");
     memcpy(data, k->local, sizeof k->local);
     memcpy(data + 3, k->consts, sizeof k->consts);
     for (uint32_t i = 0; i < 3 + KILN_MAX_CONSTS; i++)
@@ -303,7 +273,8 @@ static VkPipeline pipeline_create(kiln_vk_queue *q,
         char what[160];
         snprintf(what, sizeof what,
                  "vkCreateComputePipelines(%s %s, local %ux%ux%u)",
-                 kernel_names[k->kernel], kiln_dtype_name((kiln_dtype)k->dtype),
+                 kiln_kernel_describe(k->kernel)->name,
+                 kiln_dtype_name((kiln_dtype)k->dtype),
                  k->local[0], k->local[1], k->local[2]);
         *status = kiln_vk_fail(q, r, "vulkan dispatch", what);
         if (*status == KILN_ERROR_BACKEND)
@@ -317,11 +288,18 @@ static VkPipeline pipeline_create(kiln_vk_queue *q,
 VkPipeline kiln_vk_pipeline_get(kiln_vk_queue *q, const kiln_dispatch *d,
                                 kiln_status *status)
 {
+    const kiln_kernel_desc *desc = kiln_kernel_describe(d->kernel);
+    if (!desc) { /* vk_dispatch checked already; this is for other callers */
+        *status = kiln__error(q->base.ctx, KILN_ERROR_UNSUPPORTED,
+                              "vulkan: no kernel with id %d in this build",
+                              (int)d->kernel);
+        return VK_NULL_HANDLE;
+    }
     kiln_vk_pipeline_key k;
     memset(&k, 0, sizeof k);
     k.kernel = d->kernel;
     k.dtype = d->dtype;
-    k.dtype2 = d->kernel == KILN_K_CONVERT ? (int32_t)d->dtype2 : 0;
+    k.dtype2 = desc->uses_dtype2 ? (int32_t)d->dtype2 : 0;
     memcpy(k.local, d->local, sizeof k.local);
     memcpy(k.consts, d->consts, sizeof k.consts);
     *status = KILN_OK;

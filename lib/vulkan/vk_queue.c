@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "queue/kernels.h"
+#include "queue/kernel_table.h"
 #include "vulkan/vk_internal.h"
 
 #define SHADER_STAGES (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | \
@@ -166,36 +166,11 @@ kiln_status kiln_vk_hazard(kiln_vk_queue *q, kiln_hazard *h,
 /* Dispatch                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Shared memory a kernel declares, from its workgroup size and consts
- * (must match the shaders' declarations). */
-static uint64_t shared_bytes(const kiln_dispatch *d)
-{
-    uint64_t es = kiln_dtype_size(d->dtype);
-    switch (d->kernel) {
-    case KILN_K_REDUCE: return d->local[0] * es;
-    case KILN_K_ARGREDUCE: return d->local[0] * (es + 4);
-    case KILN_K_GEMM:
-        return ((uint64_t)d->local[1] * (uint32_t)d->consts[0] +
-                (uint64_t)d->local[0] * (uint32_t)d->consts[1]) *
-               (uint32_t)d->consts[2] * es;
-    default: return 0;
-    }
-}
-
-static kiln_status check_dispatch(kiln_vk_queue *q, const kiln_dispatch *d)
+/* The workgroup size against the device's limits. */
+static kiln_status check_local(kiln_vk_queue *q, const kiln_dispatch *d)
 {
     kiln_context *ctx = q->base.ctx;
     const VkPhysicalDeviceLimits *l = &q->limits;
-    if ((unsigned)d->kernel >= KILN_KERNEL_COUNT || d->nbindings < 0 ||
-        d->nbindings > KILN_MAX_BINDINGS || (unsigned)d->dtype > KILN_F64 ||
-        (unsigned)d->dtype2 > KILN_F64)
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "vulkan dispatch: malformed dispatch (kernel %d)",
-                           (int)d->kernel);
-    if ((d->dtype == KILN_F64 || (d->kernel == KILN_K_CONVERT &&
-                                  d->dtype2 == KILN_F64)) && !q->fp64)
-        return kiln__error(ctx, KILN_ERROR_DTYPE,
-                           "vulkan dispatch: the device has no f64");
     uint64_t threads = 1;
     for (int i = 0; i < 3; i++) {
         if (!d->local[i] || d->local[i] > l->maxComputeWorkGroupSize[i])
@@ -214,17 +189,44 @@ static kiln_status check_dispatch(kiln_vk_queue *q, const kiln_dispatch *d)
                            "exceed the device's %u",
                            (unsigned long long)threads,
                            l->maxComputeWorkGroupInvocations);
-    if (d->kernel == KILN_K_GEMM &&
-        (d->consts[0] < 1 || d->consts[1] < 1 || d->consts[2] < 1))
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "vulkan dispatch: gemm tile constants must be >= 1");
-    uint64_t shared = shared_bytes(d);
-    if (shared > l->maxComputeSharedMemorySize)
+    return KILN_OK;
+}
+
+static kiln_status check_dispatch(kiln_vk_queue *q, const kiln_dispatch *d)
+{
+    kiln_context *ctx = q->base.ctx;
+    const kiln_kernel_desc *desc = kiln_kernel_describe(d->kernel);
+    if (!desc)
         return kiln__error(ctx, KILN_ERROR_UNSUPPORTED,
-                           "vulkan dispatch: kernel %d needs %llu bytes of "
-                           "shared memory, the device has %u", (int)d->kernel,
+                           "vulkan dispatch: no kernel with id %d in this "
+                           "build", (int)d->kernel);
+    if (d->nbindings < 0 || d->nbindings > KILN_MAX_BINDINGS ||
+        (unsigned)d->dtype > KILN_F64 || (unsigned)d->dtype2 > KILN_F64)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "vulkan dispatch: malformed dispatch (%s)",
+                           desc->name);
+    if ((d->dtype == KILN_F64 || (desc->uses_dtype2 &&
+                                  d->dtype2 == KILN_F64)) && !q->fp64)
+        return kiln__error(ctx, KILN_ERROR_DTYPE,
+                           "vulkan dispatch: the device has no f64");
+    if (!kiln_kernel_has_variant(d->kernel, d->dtype))
+        return kiln__error(ctx, KILN_ERROR_DTYPE,
+                           "vulkan dispatch: %s has no i32 variant",
+                           desc->name);
+    kiln_status s = check_local(q, d);
+    if (s != KILN_OK)
+        return s;
+    const char *bad = kiln_kernel_invalid(desc, d);
+    if (bad)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "vulkan dispatch: %s", bad);
+    uint64_t shared = kiln_kernel_shared_bytes(desc, d);
+    if (shared > q->limits.maxComputeSharedMemorySize)
+        return kiln__error(ctx, KILN_ERROR_UNSUPPORTED,
+                           "vulkan dispatch: %s needs %llu bytes of shared "
+                           "memory, the device has %u", desc->name,
                            (unsigned long long)shared,
-                           l->maxComputeSharedMemorySize);
+                           q->limits.maxComputeSharedMemorySize);
     for (int i = 0; i < d->nbindings; i++)
         if (!d->bindings[i].block || !d->bindings[i].block->handle)
             return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
@@ -297,26 +299,48 @@ static kiln_status vk_dispatch(kiln_queue *queue, const kiln_dispatch *d)
     return KILN_OK;
 }
 
+/* shaders/common.glsl brings exp/log/tanh/pow in f64, so dtype and the
+ * kernel table decide.  Float-only op codes on i32 are refused by the op
+ * layer (and the i32 shaders return 0 for them: no undefined behaviour). */
 static int vk_supports(kiln_queue *queue, kiln_kernel_id kernel,
                        kiln_dtype dtype, int op)
 {
     kiln_vk_queue *q = (kiln_vk_queue *)queue;
-    if (dtype == KILN_F64 && !q->fp64)
-        return 0;
-    if (dtype != KILN_I32)
-        return 1; /* shaders/common.glsl brings exp/log/tanh/pow in f64 */
-    if (kernel == KILN_K_GEMM)
-        return 0;
-    if (kernel == KILN_K_UNARY && op >= KILN_UNARY_FIRST_FLOAT_ONLY)
-        return 0;
-    if (kernel == KILN_K_BINARY && op == KILN_BINARY_POW)
-        return 0;
-    return 1;
+    (void)op;
+    return kiln_kernel_has_variant(kernel, dtype) &&
+           (dtype != KILN_F64 || q->fp64);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Recording                                                                */
 /* ------------------------------------------------------------------------ */
+
+/* A primary command buffer from the pool and an unsignalled fence; on
+ * failure *@what names the call and the handles not created are null
+ * (the caller frees what was). */
+static VkResult cmd_create(kiln_vk_queue *q, VkCommandBuffer *cb,
+                           VkFence *fence, const char **what)
+{
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = q->pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    *fence = VK_NULL_HANDLE;
+    *what = "vkAllocateCommandBuffers";
+    VkResult r = vkAllocateCommandBuffers(q->device, &ai, cb);
+    if (r != VK_SUCCESS) {
+        *cb = VK_NULL_HANDLE;
+        return r;
+    }
+    *what = "vkCreateFence";
+    r = vkCreateFence(q->device, &fi, NULL, fence);
+    if (r != VK_SUCCESS)
+        *fence = VK_NULL_HANDLE;
+    return r;
+}
 
 static void recording_destroy(kiln_vk_queue *q, kiln_queue_recording *r)
 {
@@ -339,23 +363,10 @@ static kiln_status vk_record_begin(kiln_queue *queue)
     if (!r)
         return kiln__error(queue->ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
                            "kiln_recording_begin: out of host memory");
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = q->pool,
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = 1,
-    };
-    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkCommandBufferBeginInfo bi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-    VkResult r1 = vkAllocateCommandBuffers(q->device, &ai, &r->cb);
-    const char *what = "vkAllocateCommandBuffers";
-    if (r1 == VK_SUCCESS) {
-        r1 = vkCreateFence(q->device, &fi, NULL, &r->fence);
-        what = "vkCreateFence";
-    } else {
-        r->cb = VK_NULL_HANDLE;
-    }
+    const char *what;
+    VkResult r1 = cmd_create(q, &r->cb, &r->fence, &what);
     if (r1 == VK_SUCCESS) {
         r1 = vkBeginCommandBuffer(r->cb, &bi);
         what = "vkBeginCommandBuffer";
@@ -543,24 +554,10 @@ static kiln_status ring_init(kiln_vk_queue *q)
         return kiln_vk_fail(q, r, "kiln_context_create",
                             "vkCreateCommandPool");
     for (int i = 0; i < KILN_VK_RING; i++) {
-        VkCommandBufferAllocateInfo ai = {
-            .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-            .commandPool = q->pool,
-            .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-            .commandBufferCount = 1,
-        };
-        VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        r = vkAllocateCommandBuffers(q->device, &ai, &q->ring[i].cb);
-        if (r != VK_SUCCESS) {
-            q->ring[i].cb = VK_NULL_HANDLE;
-            return kiln_vk_fail(q, r, "kiln_context_create",
-                                "vkAllocateCommandBuffers");
-        }
-        r = vkCreateFence(q->device, &fi, NULL, &q->ring[i].fence);
-        if (r != VK_SUCCESS) {
-            q->ring[i].fence = VK_NULL_HANDLE;
-            return kiln_vk_fail(q, r, "kiln_context_create", "vkCreateFence");
-        }
+        const char *what;
+        r = cmd_create(q, &q->ring[i].cb, &q->ring[i].fence, &what);
+        if (r != VK_SUCCESS) /* vk_destroy frees what was made */
+            return kiln_vk_fail(q, r, "kiln_context_create", what);
     }
     return KILN_OK;
 }
