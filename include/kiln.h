@@ -389,6 +389,313 @@ KILN_API kiln_tensor *kiln_gemm(kiln_tensor *a, int transpose_a, kiln_tensor *b,
                        kiln_tensor *c);
 
 /* ------------------------------------------------------------------------ */
+/* Shape ops (new tensors; backward rules noted)                            */
+/* ------------------------------------------------------------------------ */
+
+/** Joins @n tensors of one dtype along @axis; other dims must match.
+ *  Backward: kiln_slice of the gradient. */
+KILN_API kiln_tensor *kiln_concat(kiln_tensor *const *ts, int n, int axis);
+/** Pads the last @npad dims: pads[2*i], pads[2*i+1] = before/after for dim
+ *  (ndim - npad + i), filled with @value.  Backward: kiln_slice. */
+KILN_API kiln_tensor *kiln_pad(kiln_tensor *t, int npad, const int64_t *pads,
+                               double value);
+/** Merges dims start..end (inclusive, negative from the end) into one. */
+KILN_API kiln_tensor *kiln_flatten(kiln_tensor *t, int start, int end);
+/** Sums @t down to @shape (the inverse of broadcasting): the backward rule
+ *  of every broadcasting op. */
+KILN_API kiln_tensor *kiln_sum_to_shape(kiln_tensor *t, int ndim,
+                                        const int64_t *shape);
+
+/* ------------------------------------------------------------------------ */
+/* Convolution and pooling (NCHW; PyTorch weight layouts)                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_padding_mode {
+    KILN_PAD_EXPLICIT = 0, /**< use kiln_conv2d_params.padding             */
+    KILN_PAD_SAME,         /**< out = ceil(in / stride); odd pad bottom/right
+                                (TensorFlow's SAME)                         */
+    KILN_PAD_VALID,        /**< no padding                                  */
+} kiln_padding_mode;
+
+/** Convolution geometry; zero fields take defaults (stride 1, dilation 1,
+ *  groups 1), so `(kiln_conv2d_params){0}` is a plain VALID convolution.
+ *  Index 0 is height, 1 is width. */
+typedef struct kiln_conv2d_params {
+    int stride[2];
+    int padding[2];        /**< symmetric, with KILN_PAD_EXPLICIT           */
+    int dilation[2];
+    int groups;            /**< C and OC divisible by it; C = depthwise     */
+    kiln_padding_mode mode;
+} kiln_conv2d_params;
+
+/**
+ * Cross-correlation y[n, oc] = sum_c w[oc, c] * x[n, c] (+ bias[oc]) with
+ * x [N, C, H, W], w [OC, C/groups, KH, KW], bias [OC] or NULL, as PyTorch's
+ * conv2d.  f32 or f64.  @p may be NULL (stride 1, VALID).
+ */
+KILN_API kiln_tensor *kiln_conv2d(kiln_tensor *x, kiln_tensor *w,
+                                  kiln_tensor *bias,
+                                  const kiln_conv2d_params *p);
+/** Gradient of conv2d with respect to x, given dy and w; x_shape[4]. */
+KILN_API kiln_tensor *kiln_conv2d_backward_data(kiln_tensor *dy,
+                                                kiln_tensor *w,
+                                                const int64_t *x_shape,
+                                                const kiln_conv2d_params *p);
+/** Gradient with respect to w, given dy and x; w_shape[4]. */
+KILN_API kiln_tensor *kiln_conv2d_backward_weights(kiln_tensor *dy,
+                                                   kiln_tensor *x,
+                                                   const int64_t *w_shape,
+                                                   const kiln_conv2d_params *p);
+/** Gradient with respect to the bias: dy summed over N, H, W -> [OC]. */
+KILN_API kiln_tensor *kiln_conv2d_backward_bias(kiln_tensor *dy);
+/** 1-D convolution on x [N, C, L], w [OC, C/groups, K]: conv2d with H = 1
+ *  (index 1 of the params' arrays is used). */
+KILN_API kiln_tensor *kiln_conv1d(kiln_tensor *x, kiln_tensor *w,
+                                  kiln_tensor *bias,
+                                  const kiln_conv2d_params *p);
+/** Transposed convolution (the gradient of conv2d used forward):
+ *  x [N, C, H, W], w [C, OC/groups, KH, KW]; output_padding[2] may be NULL. */
+KILN_API kiln_tensor *kiln_conv_transpose2d(kiln_tensor *x, kiln_tensor *w,
+                                            kiln_tensor *bias,
+                                            const kiln_conv2d_params *p,
+                                            const int *output_padding);
+
+/** Pooling window; stride 0 means the kernel size. */
+typedef struct kiln_pool2d_params {
+    int kernel[2];
+    int stride[2];
+    int padding[2];
+    kiln_padding_mode mode;
+    int count_include_pad; /**< average pooling: divide by the full window */
+} kiln_pool2d_params;
+
+/** Max pooling of x [N, C, H, W].  If @indices is not NULL it receives an
+ *  i32 tensor of y's shape holding, for each output, the flat index h*W + w
+ *  of the chosen input element in its plane (first maximum on ties). */
+KILN_API kiln_tensor *kiln_max_pool2d(kiln_tensor *x,
+                                      const kiln_pool2d_params *p,
+                                      kiln_tensor **indices);
+/** Routes dy to the inputs that were the maxima; x_shape[4]. */
+KILN_API kiln_tensor *kiln_max_pool2d_backward(kiln_tensor *dy,
+                                               kiln_tensor *indices,
+                                               const int64_t *x_shape);
+KILN_API kiln_tensor *kiln_avg_pool2d(kiln_tensor *x,
+                                      const kiln_pool2d_params *p);
+KILN_API kiln_tensor *kiln_avg_pool2d_backward(kiln_tensor *dy,
+                                               const int64_t *x_shape,
+                                               const kiln_pool2d_params *p);
+/** Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */
+KILN_API kiln_tensor *kiln_global_avg_pool2d(kiln_tensor *x);
+
+/* ------------------------------------------------------------------------ */
+/* Softmax and losses                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** exp(x - max) / sum over @axis, numerically stable. */
+KILN_API kiln_tensor *kiln_softmax(kiln_tensor *x, int axis);
+/** x - max - log(sum(exp(x - max))) over @axis. */
+KILN_API kiln_tensor *kiln_log_softmax(kiln_tensor *x, int axis);
+/** dx = y * (dy - sum(dy * y)) given the softmax output y. */
+KILN_API kiln_tensor *kiln_softmax_backward(kiln_tensor *y, kiln_tensor *dy,
+                                            int axis);
+/** dx = dy - exp(y) * sum(dy) given the log-softmax output y. */
+KILN_API kiln_tensor *kiln_log_softmax_backward(kiln_tensor *y,
+                                                kiln_tensor *dy, int axis);
+
+/**
+ * Mean softmax cross-entropy of logits [N, C] against @labels: i32 class
+ * indices [N] or probabilities [N, C] of the logits' dtype.  One fused,
+ * stable pass.  The labels live on the device, so a label outside 0..C-1
+ * cannot be refused up front: its row's loss and gradient are NaN.
+ * Returns a 0-D tensor; if @grad is not NULL it receives d(loss)/d(logits)
+ * = (softmax - target) / N.
+ */
+KILN_API kiln_tensor *kiln_softmax_cross_entropy(kiln_tensor *logits,
+                                                 kiln_tensor *labels,
+                                                 kiln_tensor **grad);
+/** Mean of max(x,0) - x*z + log(1 + exp(-|x|)); grad (sigmoid(x) - z)/n. */
+KILN_API kiln_tensor *kiln_sigmoid_cross_entropy(kiln_tensor *logits,
+                                                 kiln_tensor *targets,
+                                                 kiln_tensor **grad);
+/** Mean squared error; @half = 1 gives the course's half-mean form
+ *  (1/2n) sum (p - t)^2.  grad receives d(loss)/d(pred). */
+KILN_API kiln_tensor *kiln_mse_loss(kiln_tensor *pred, kiln_tensor *target,
+                                    int half, kiln_tensor **grad);
+/** sum |w| (L1 penalty) and sum w^2 / 2 (L2, TensorFlow's l2_loss). */
+KILN_API kiln_tensor *kiln_l1_penalty(kiln_tensor *w);
+KILN_API kiln_tensor *kiln_l2_penalty(kiln_tensor *w);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers and dropout                                               */
+/* ------------------------------------------------------------------------ */
+/*
+ * Counter-based (Philox4x32-10): element i of a tensor, in row-major logical
+ * order, draws from counter (offset + i) under key @seed, so the same
+ * (seed, offset) gives the same numbers on every backend and every device,
+ * and a caller advances @offset by numel to get fresh numbers.
+ */
+
+KILN_API kiln_status kiln_random_uniform(kiln_tensor *t, uint64_t seed,
+                                         uint64_t offset, double lo,
+                                         double hi);
+KILN_API kiln_status kiln_random_normal(kiln_tensor *t, uint64_t seed,
+                                        uint64_t offset, double mean,
+                                        double std);
+/** Normal, redrawn (deterministically) until within 2 std of the mean. */
+KILN_API kiln_status kiln_random_truncated_normal(kiln_tensor *t,
+                                                  uint64_t seed,
+                                                  uint64_t offset,
+                                                  double mean, double std);
+/** 1 with probability @p, else 0, in the tensor's dtype. */
+KILN_API kiln_status kiln_random_bernoulli(kiln_tensor *t, uint64_t seed,
+                                           uint64_t offset, double p);
+/**
+ * Inverted dropout: with @training, each element is zeroed with probability
+ * @rate and the rest scaled by 1/(1-rate); without, x is copied.  @mask (if
+ * not NULL) receives the scale per element (0 or 1/(1-rate)), which is also
+ * the backward rule: dx = dy * mask.
+ */
+KILN_API kiln_tensor *kiln_dropout(kiln_tensor *x, double rate, int training,
+                                   uint64_t seed, uint64_t offset,
+                                   kiln_tensor **mask);
+/** A random permutation of 0..n-1 (i32). */
+KILN_API kiln_tensor *kiln_random_permutation(kiln_context *ctx, int64_t n,
+                                              uint64_t seed);
+/** One class index (i32 [N]) per row of logits [N, C], drawn from
+ *  softmax(logits / temperature); temperature > 0. */
+KILN_API kiln_tensor *kiln_sample_categorical(kiln_tensor *logits,
+                                              double temperature,
+                                              uint64_t seed, uint64_t offset);
+
+/* ------------------------------------------------------------------------ */
+/* Normalisation                                                            */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Batch normalisation over dim 1 of x [N, C, ...] with gamma, beta [C].
+ * Training: normalises with the batch's mean and (biased) variance and, when
+ * running_mean/running_var are not NULL, updates them in place:
+ * r = (1 - momentum) r + momentum * batch (running_var with the unbiased
+ * variance, as PyTorch).  Inference: uses running_mean/running_var.
+ * save_mean and save_invstd (may be NULL) receive the batch mean and
+ * 1/sqrt(var + eps) for the backward pass.
+ */
+KILN_API kiln_tensor *kiln_batch_norm(kiln_tensor *x, kiln_tensor *gamma,
+                                      kiln_tensor *beta,
+                                      kiln_tensor *running_mean,
+                                      kiln_tensor *running_var, int training,
+                                      double momentum, double eps,
+                                      kiln_tensor **save_mean,
+                                      kiln_tensor **save_invstd);
+/** Gradients of training-mode batch norm; any output pointer may be NULL. */
+KILN_API kiln_status kiln_batch_norm_backward(kiln_tensor *dy, kiln_tensor *x,
+                                              kiln_tensor *gamma,
+                                              kiln_tensor *save_mean,
+                                              kiln_tensor *save_invstd,
+                                              kiln_tensor **dx,
+                                              kiln_tensor **dgamma,
+                                              kiln_tensor **dbeta);
+/** Layer normalisation over the last @nnorm dims; gamma/beta of those dims
+ *  (either may be NULL).  save_* as for batch norm, shaped like x's leading
+ *  dims. */
+KILN_API kiln_tensor *kiln_layer_norm(kiln_tensor *x, int nnorm,
+                                      kiln_tensor *gamma, kiln_tensor *beta,
+                                      double eps, kiln_tensor **save_mean,
+                                      kiln_tensor **save_invstd);
+KILN_API kiln_status kiln_layer_norm_backward(kiln_tensor *dy, kiln_tensor *x,
+                                              int nnorm, kiln_tensor *gamma,
+                                              kiln_tensor *save_mean,
+                                              kiln_tensor *save_invstd,
+                                              kiln_tensor **dx,
+                                              kiln_tensor **dgamma,
+                                              kiln_tensor **dbeta);
+/** Local response normalisation across channels (AlexNet):
+ *  y = x / (k + alpha/n * sum_{window of n channels} x^2)^beta. */
+KILN_API kiln_tensor *kiln_lrn(kiln_tensor *x, int n, double alpha,
+                               double beta, double k);
+KILN_API kiln_tensor *kiln_lrn_backward(kiln_tensor *dy, kiln_tensor *x,
+                                        kiln_tensor *y, int n, double alpha,
+                                        double beta, double k);
+
+/* ------------------------------------------------------------------------ */
+/* Embedding                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Rows of table [V, D] picked by i32 @indices of any shape -> [..., D].
+ *  An index outside 0..V-1 gives a row of zeros. */
+KILN_API kiln_tensor *kiln_embedding(kiln_tensor *table, kiln_tensor *indices);
+/** Scatter-add of dy [..., D] into a [V, D] gradient; repeated indices
+ *  accumulate, in a deterministic order. */
+KILN_API kiln_tensor *kiln_embedding_backward(kiln_tensor *dy,
+                                              kiln_tensor *indices,
+                                              int64_t vocab);
+
+/* ------------------------------------------------------------------------ */
+/* Recurrent layers (PyTorch layouts and gate orders)                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_rnn_kind {
+    KILN_RNN_TANH = 0,   /**< h = tanh(W x + b_i + U h + b_h)              */
+    KILN_RNN_RELU,       /**< h = relu(...)                                */
+    KILN_LSTM,           /**< gates i, f, g, o                             */
+    KILN_GRU,            /**< gates r, z, n; h = (1 - z) * n + z * h_prev  */
+} kiln_rnn_kind;
+
+/** One layer's parameters; G = 1 (RNN), 4 (LSTM) or 3 (GRU). */
+typedef struct kiln_rnn_weights {
+    kiln_tensor *w_ih;   /**< [G*H, I]                                    */
+    kiln_tensor *w_hh;   /**< [G*H, H]                                    */
+    kiln_tensor *b_ih;   /**< [G*H] or NULL                               */
+    kiln_tensor *b_hh;   /**< [G*H] or NULL                               */
+    kiln_tensor *w_peep; /**< LSTM peepholes [3, H] (i, f on c_prev; o on
+                              c_new, TensorFlow's form) or NULL           */
+} kiln_rnn_weights;
+
+typedef struct kiln_rnn_options {
+    kiln_rnn_kind kind;
+    int layers;          /**< stacked layers, >= 1 (0 means 1)            */
+    int batch_first;     /**< x is [N, T, I] instead of [T, N, I]         */
+} kiln_rnn_options;
+
+/** What the backward pass of a sequence needs (activations per step). */
+typedef struct kiln_rnn_tape kiln_rnn_tape;
+
+/**
+ * Runs a whole sequence through @o->layers stacked layers with weights
+ * w[0..layers-1].  x [T, N, I] (or [N, T, I]); h0 and c0 [layers, N, H] or
+ * NULL for zeros (c0: LSTM only).  Returns the last layer's output at every
+ * step, [T, N, H] (or [N, T, H]): return-sequences; its last step is the
+ * last state.  h_n and c_n (may be NULL) receive [layers, N, H].  With
+ * @tape not NULL, keeps what kiln_rnn_backward needs.  Per step: one GEMM
+ * for all gates of the hidden state and one fused kernel for the gate math
+ * and state update (the input projection of all steps is one GEMM).
+ */
+KILN_API kiln_tensor *kiln_rnn_forward(kiln_tensor *x, kiln_tensor *h0,
+                                       kiln_tensor *c0,
+                                       const kiln_rnn_weights *w,
+                                       const kiln_rnn_options *o,
+                                       kiln_tensor **h_n, kiln_tensor **c_n,
+                                       kiln_rnn_tape **tape);
+/**
+ * Backward through time.  dy like the forward output (or NULL), dh_n and
+ * dc_n like h_n/c_n (or NULL).  Fills any non-NULL of dx, dh0, dc0 and, if
+ * @dw is not NULL, dw[0..layers-1] with new gradient tensors (NULL where
+ * the forward weight was NULL).
+ */
+KILN_API kiln_status kiln_rnn_backward(kiln_rnn_tape *tape, kiln_tensor *dy,
+                                       kiln_tensor *dh_n, kiln_tensor *dc_n,
+                                       kiln_tensor **dx, kiln_tensor **dh0,
+                                       kiln_tensor **dc0,
+                                       kiln_rnn_weights *dw);
+KILN_API void kiln_rnn_tape_free(kiln_rnn_tape *tape);
+
+/** One step of one layer: x [N, I], h [N, H] (and c [N, H] for LSTM; c_out
+ *  receives the new cell state).  Returns the new h. */
+KILN_API kiln_tensor *kiln_rnn_cell(kiln_tensor *x, kiln_tensor *h,
+                                    kiln_tensor *c, const kiln_rnn_weights *w,
+                                    kiln_rnn_kind kind, kiln_tensor **c_out);
+
+/* ------------------------------------------------------------------------ */
 /* Recording and replay                                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -396,8 +703,11 @@ typedef struct kiln_recording kiln_recording;
 
 /**
  * Starts recording: until kiln_recording_end(), ops are captured instead of
- * run.  Tensors made while recording are allocated as usual and keep their
- * storage; host reads and writes are not allowed while recording.
+ * run.  Tensors made while recording are allocated as usual; tensors freed
+ * while recording (an op's temporaries included) keep their device memory
+ * until the recording is freed, because replays use it.  Tensors that
+ * existed before the capture and are used by it must stay alive while it is
+ * replayed.  Host reads and writes are not allowed while recording.
  */
 KILN_API kiln_status kiln_recording_begin(kiln_context *ctx);
 /** Ends the capture and returns it (NULL on error). */
