@@ -399,6 +399,19 @@ KILN_API kiln_tensor *kiln_concat(kiln_tensor *const *ts, int n, int axis);
  *  (ndim - npad + i), filled with @value.  Backward: kiln_slice. */
 KILN_API kiln_tensor *kiln_pad(kiln_tensor *t, int npad, const int64_t *pads,
                                double value);
+/** Splits @t along @axis into @n consecutive views of sizes[0..n-1]
+ *  elements (they must add up to the dimension); out[i] receive new views
+ *  the caller frees.  On error every out[i] is NULL.  Backward:
+ *  kiln_concat of the gradients. */
+KILN_API kiln_status kiln_split(kiln_tensor *t, int axis, int n,
+                                const int64_t *sizes, kiln_tensor **out);
+/** The backward rule of kiln_slice: a new zero tensor of @shape (the sliced
+ *  tensor's) holding @dy at the positions kiln_slice(dim, start, stop, step)
+ *  selects. */
+KILN_API kiln_tensor *kiln_slice_backward(kiln_tensor *dy, int ndim,
+                                          const int64_t *shape, int dim,
+                                          int64_t start, int64_t stop,
+                                          int64_t step);
 /** Merges dims start..end (inclusive, negative from the end) into one. */
 KILN_API kiln_tensor *kiln_flatten(kiln_tensor *t, int start, int end);
 /** Sums @t down to @shape (the inverse of broadcasting): the backward rule

@@ -277,6 +277,71 @@ static void test_examples_and_errors(void)
     kiln_tensor_free(tc);
 }
 
+/* ---- split and slice_backward ------------------------------------------ */
+
+typedef struct slice_arg {
+    int dim;
+    int64_t start, stop, step;
+} slice_arg;
+
+static kiln_tensor *call_slice_backward(kiln_tensor **in, const void *arg)
+{
+    const slice_arg *a = arg;
+    int64_t s[KILN_MAX_DIMS];
+    int nd = kiln_tensor_shape(in[1], s); /* in[1]: a tensor of x's shape */
+    return kiln_slice_backward(in[0], nd, s, a->dim, a->start, a->stop,
+                               a->step);
+}
+
+static void test_slice_backward(void)
+{
+    op_stats st = {0};
+    for (int c = 0; c < 12; c++) {
+        int64_t xs[3] = {2 + c % 3, 3 + c % 4, 5 + c % 5};
+        slice_arg a = {.dim = c % 3, .start = c % 2, .stop = -(c % 3) - 0,
+                       .step = 1 + c % 3};
+        if (a.stop == 0)
+            a.stop = xs[a.dim];
+        int64_t n = xs[a.dim], lo = a.start, hi = a.stop < 0 ? a.stop + n
+                                                            : a.stop;
+        int64_t ys[3] = {xs[0], xs[1], xs[2]};
+        ys[a.dim] = hi > lo ? (hi - lo + a.step - 1) / a.step : 0;
+        kiln_dtype t = c % 2 ? KILN_F64 : KILN_F32;
+        op_input in[2] = {input(t, 3, ys, (enum view_kind)(c % 3), -1, 1),
+                          input(t, 3, xs, VIEW_PLAIN, 0, 1)};
+        char name[64];
+        snprintf(name, sizeof name, "slice_backward case %d", c);
+        check_op(&st, dev, ref, name, 2, in, call_slice_backward, &a, exact);
+        free(in[0].data);
+        free(in[1].data);
+    }
+    report("slice_backward", &st);
+}
+
+static void test_split(void)
+{
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = i;
+    kiln_tensor *t = kiln_tensor_from_data(dev, KILN_F64, 2, (int64_t[]){3, 4},
+                                           v, sizeof v);
+    kiln_tensor *parts[3];
+    CHECK(kiln_split(t, -1, 3, (int64_t[]){1, 0, 3}, parts) == KILN_OK,
+          "split [3,4] into 1, 0, 3 columns");
+    double want0[3] = {0, 4, 8}, want2[9] = {1, 2, 3, 5, 6, 7, 9, 10, 11};
+    expect_values(parts[0], want0, 3, "split part 0");
+    CHECK(kiln_tensor_numel(parts[1]) == 0, "split part 1 is empty");
+    expect_values(parts[2], want2, 9, "split part 2");
+    for (int i = 0; i < 3; i++)
+        kiln_tensor_free(parts[i]);
+    CHECK(kiln_split(t, 0, 2, (int64_t[]){1, 1}, parts) == KILN_ERROR_SHAPE &&
+              parts[0] == NULL && parts[1] == NULL &&
+              strstr(kiln_error_message(dev), "add up to 2"),
+          "split sizes must add up: %s", kiln_error_message(dev));
+    kiln_clear_error(dev);
+    kiln_tensor_free(t);
+}
+
 /* ---- gradient checks ---------------------------------------------------- */
 
 /* Backward of concat: slices of r. */
@@ -324,6 +389,24 @@ static void back_sts(kiln_tensor **in, kiln_tensor *r, const void *arg,
     kiln_tensor_free(b);
 }
 
+static kiln_tensor *call_slice(kiln_tensor **in, const void *arg)
+{
+    const slice_arg *a = arg;
+    kiln_tensor *v = kiln_slice(in[0], a->dim, a->start, a->stop, a->step);
+    kiln_tensor *c = kiln_contiguous_copy(v);
+    kiln_tensor_free(v);
+    return c;
+}
+
+static void back_slice(kiln_tensor **in, kiln_tensor *r, const void *arg,
+                       kiln_tensor **g)
+{
+    const slice_arg *a = arg;
+    int64_t s[KILN_MAX_DIMS];
+    int nd = kiln_tensor_shape(in[0], s);
+    g[0] = kiln_slice_backward(r, nd, s, a->dim, a->start, a->stop, a->step);
+}
+
 static void test_gradients(void)
 {
     int64_t s1[3] = {2, 3, 4}, s2[3] = {2, 1, 4}, s3[3] = {2, 5, 4};
@@ -339,6 +422,10 @@ static void test_gradients(void)
     gc_input sin = gc_random(3, bs, -1, 1);
     sts_arg sa = {.ndim = 2, .shape = {4, 1}};
     gradcheck(ref, "sum_to_shape", 1, &sin, call_sts, back_sts, &sa, 1e-7);
+    gc_input xin = gc_random(3, bs, -1, 1);
+    slice_arg sl = {.dim = 2, .start = 1, .stop = -1, .step = 2};
+    gradcheck(ref, "slice", 1, &xin, call_slice, back_slice, &sl, 1e-7);
+    free(xin.data);
     for (int i = 0; i < 3; i++)
         free(cin[i].data);
     free(pin.data);
@@ -356,6 +443,8 @@ int main(int argc, char **argv)
     test_sum_to_shape();
     test_sum_to_shape_inverts_broadcast();
     test_examples_and_errors();
+    test_slice_backward();
+    test_split();
     test_gradients();
     kiln_context_destroy(dev);
     kiln_context_destroy(ref);

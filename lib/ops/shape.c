@@ -215,3 +215,68 @@ kiln_tensor *kiln_sum_to_shape(kiln_tensor *t, int ndim, const int64_t *shape)
     kiln_tensor_free(sum);
     return out;
 }
+
+kiln_status kiln_split(kiln_tensor *t, int axis, int n, const int64_t *sizes,
+                       kiln_tensor **out)
+{
+    const char *call = "kiln_split";
+    for (int i = 0; out && i < n; i++)
+        out[i] = NULL;
+    kiln_context *ctx = kiln__args(call, 1, &t);
+    if (!ctx)
+        return t ? kiln_status_of(t->ctx) : KILN_ERROR_INVALID_ARGUMENT;
+    int d = norm_axis(axis, t->ndim);
+    if (d < 0 || n < 1 || !sizes || !out)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: axis %d of a %d-D tensor into %d parts", call,
+                           axis, t->ndim, n);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] < 0)
+            return kiln__error(ctx, KILN_ERROR_SHAPE,
+                               "%s: part %d has negative size %lld", call, i,
+                               (long long)sizes[i]);
+        total += sizes[i];
+    }
+    if (total != t->shape[d])
+        return kiln__error(ctx, KILN_ERROR_SHAPE,
+                           "%s: part sizes add up to %lld, dimension %d has "
+                           "%lld", call, (long long)total, d,
+                           (long long)t->shape[d]);
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = kiln_slice(t, d, at, at + sizes[i], 1);
+        at += sizes[i];
+        if (!out[i]) {
+            for (int j = 0; j < i; j++) {
+                kiln_tensor_free(out[j]);
+                out[j] = NULL;
+            }
+            return ctx->status;
+        }
+    }
+    return KILN_OK;
+}
+
+kiln_tensor *kiln_slice_backward(kiln_tensor *dy, int ndim,
+                                 const int64_t *shape, int dim, int64_t start,
+                                 int64_t stop, int64_t step)
+{
+    const char *call = "kiln_slice_backward";
+    kiln_context *ctx = kiln__args(call, 1, &dy);
+    if (!ctx)
+        return NULL;
+    kiln_tensor *dx = kiln__tensor_alloc(ctx, call, dy->dtype, ndim, shape);
+    if (!dx || kiln_fill(dx, 0) != KILN_OK) {
+        kiln_tensor_free(dx);
+        return NULL;
+    }
+    kiln_tensor *v = kiln_slice(dx, dim, start, stop, step);
+    kiln_status s = v ? kiln_copy(v, dy) : ctx->status;
+    kiln_tensor_free(v);
+    if (s != KILN_OK) {
+        kiln_tensor_free(dx);
+        return NULL;
+    }
+    return dx;
+}
