@@ -48,6 +48,16 @@ T lrn_scale(__global const T *x, const lrn_params *p, int plane, int pos,
     return k + alpha / (T)p->size * sum;
 }
 
+/* Element @i of [outer, channels, inner]: the offset of its plane (its
+ * outer index), its position within the plane's inner dim, its channel. */
+void lrn_index(const lrn_params *p, int i, int *plane, int *pos, int *c)
+{
+    int per = p->channels * p->inner;
+    *pos = i % p->inner;
+    *c = (i / p->inner) % p->channels;
+    *plane = (i / per) * per;
+}
+
 KILN_KERNEL void kiln_lrn(__global const T *x, __global T *y,
                           const lrn_params P)
 {
@@ -55,13 +65,11 @@ KILN_KERNEL void kiln_lrn(__global const T *x, __global T *y,
     T alpha = T_FROM_BITS(p.alpha_lo, p.alpha_hi);
     T beta = T_FROM_BITS(p.beta_lo, p.beta_hi);
     T k = T_FROM_BITS(p.k_lo, p.k_hi);
-    int per = p.channels * p.inner;
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {
-        int pos = (int)i % p.inner;
-        int c = ((int)i / p.inner) % p.channels;
-        int plane = p.off_a + ((int)i / per) * per;
-        T s = lrn_scale(x, &p, plane, pos, c, alpha, k);
+        int plane, pos, c;
+        lrn_index(&p, (int)i, &plane, &pos, &c);
+        T s = lrn_scale(x, &p, p.off_a + plane, pos, c, alpha, k);
         y[p.off_out + (int)i] = x[p.off_a + (int)i] * pow(s, -beta);
     }
 }
@@ -74,12 +82,10 @@ KILN_KERNEL void kiln_lrn_backward(__global const T *dy, __global const T *x,
     T alpha = T_FROM_BITS(p.alpha_lo, p.alpha_hi);
     T beta = T_FROM_BITS(p.beta_lo, p.beta_hi);
     T k = T_FROM_BITS(p.k_lo, p.k_hi);
-    int per = p.channels * p.inner;
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {
-        int pos = (int)i % p.inner;
-        int c = ((int)i / p.inner) % p.channels;
-        int plane = ((int)i / per) * per;
+        int plane, pos, c;
+        lrn_index(&p, (int)i, &plane, &pos, &c);
         T s = lrn_scale(x, &p, p.off_b + plane, pos, c, alpha, k);
         /* Channels whose window holds c: c - (size-1)/2 .. c + size/2. */
         int lo = max(c - (p.size - 1) / 2, 0);

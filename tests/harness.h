@@ -103,4 +103,14 @@ static inline int harness_int(harness_rng *r, int lo, int hi)
     return lo + (int)(harness_next(r) % (uint64_t)(hi - lo + 1));
 }
 
+/* Takes "--seed N" from the command line into @r (its default stays
+ * otherwise) and prints the seed, so a failing run can be repeated. */
+static inline void harness_seed(int argc, char **argv, harness_rng *r)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--seed") == 0)
+            r->s = strtoull(argv[i + 1], NULL, 0);
+    printf("seed %llu\n", (unsigned long long)r->s);
+}
+
 #endif

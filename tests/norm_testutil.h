@@ -24,24 +24,13 @@ static harness_rng rng = {2026};
 
 static double *random_data(int64_t n, kiln_dtype t, double lo, double hi)
 {
-    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = harness_uniform(&rng, lo, hi);
-        if (t == KILN_I32)
-            d[i] = floor(d[i]);
-    }
-    return d;
+    return op_random_data(&rng, n, t, lo, hi);
 }
 
 static op_input input(kiln_dtype t, int ndim, const int64_t *shape,
                       enum view_kind view, double lo, double hi)
 {
-    op_input in = {.dtype = t, .ndim = ndim, .view = view};
-    memcpy(in.shape, shape, sizeof(int64_t) * (size_t)ndim);
-    if ((view == VIEW_TRANSPOSED && ndim < 2) || ndim == 0)
-        in.view = VIEW_PLAIN;
-    in.data = random_data(base_numel(&in), t, lo, hi);
-    return in;
+    return op_random_input(&rng, t, ndim, shape, view, lo, hi);
 }
 
 /* A tensor of @dtype from doubles. */

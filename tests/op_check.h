@@ -66,6 +66,34 @@ static int64_t base_numel(const op_input *in)
     return shape_numel(nd, s);
 }
 
+/* @n doubles uniform in [lo, hi) from @r, rounded down for an i32 @t. */
+static inline double *op_random_data(harness_rng *r, int64_t n, kiln_dtype t,
+                                     double lo, double hi)
+{
+    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
+    for (int64_t i = 0; i < n; i++) {
+        d[i] = harness_uniform(r, lo, hi);
+        if (t == KILN_I32)
+            d[i] = floor(d[i]);
+    }
+    return d;
+}
+
+/* A random input of @shape seen through @view (plain where the view needs
+ * more dims than there are); free its data. */
+static inline op_input op_random_input(harness_rng *r, kiln_dtype t, int ndim,
+                                       const int64_t *shape,
+                                       enum view_kind view, double lo,
+                                       double hi)
+{
+    op_input in = {.dtype = t, .ndim = ndim, .view = view};
+    memcpy(in.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if ((view == VIEW_TRANSPOSED && ndim < 2) || ndim == 0)
+        in.view = VIEW_PLAIN;
+    in.data = op_random_data(r, base_numel(&in), t, lo, hi);
+    return in;
+}
+
 static kiln_tensor *make_input(kiln_context *ctx, const op_input *in,
                                int absolute)
 {

@@ -14,24 +14,10 @@
 static harness_rng rng = {3003};
 static kiln_context *dev, *ref;
 
-static double *random_data(int64_t n, double lo, double hi, int ints)
-{
-    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = harness_uniform(&rng, lo, hi);
-        if (ints)
-            d[i] = floor(d[i]);
-    }
-    return d;
-}
-
 static op_input input(kiln_dtype t, int ndim, const int64_t *shape,
                       enum view_kind view, double lo, double hi)
 {
-    op_input in = {.dtype = t, .ndim = ndim, .view = view};
-    memcpy(in.shape, shape, sizeof(int64_t) * (size_t)ndim);
-    in.data = random_data(base_numel(&in), lo, hi, 0);
-    return in;
+    return op_random_input(&rng, t, ndim, shape, view, lo, hi);
 }
 
 static void free_inputs(int n, op_input *in)
@@ -724,10 +710,7 @@ static void test_errors(void)
 int main(int argc, char **argv)
 {
     const char *spec = harness_device(argc, argv);
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--seed") == 0)
-            rng.s = strtoull(argv[i + 1], NULL, 0);
-    printf("seed %llu\n", (unsigned long long)rng.s);
+    harness_seed(argc, argv, &rng);
     dev = harness_open(spec, 256);
     ref = harness_open("reference", 256);
     test_course();

@@ -20,26 +20,10 @@ static const tolerance f64_transcendental = {1e-14, 1e-13, 0};
 
 static const kiln_dtype dtypes[] = {KILN_F32, KILN_I32, KILN_F64};
 
-static double *random_data(int64_t n, kiln_dtype t, double lo, double hi)
-{
-    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
-    for (int64_t i = 0; i < n; i++) {
-        d[i] = harness_uniform(&rng, lo, hi);
-        if (t == KILN_I32)
-            d[i] = floor(d[i]);
-    }
-    return d;
-}
-
 static op_input input(kiln_dtype t, int ndim, const int64_t *shape,
                       enum view_kind view, double lo, double hi)
 {
-    op_input in = {.dtype = t, .ndim = ndim, .view = view};
-    memcpy(in.shape, shape, sizeof(int64_t) * (size_t)ndim);
-    if ((view == VIEW_TRANSPOSED && ndim < 2) || ndim == 0)
-        in.view = VIEW_PLAIN;
-    in.data = random_data(base_numel(&in), t, lo, hi);
-    return in;
+    return op_random_input(&rng, t, ndim, shape, view, lo, hi);
 }
 
 static void random_shape(int *ndim, int64_t *shape, int maxdim)
@@ -429,10 +413,7 @@ static void test_gemm(void)
 int main(int argc, char **argv)
 {
     const char *spec = harness_device(argc, argv);
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--seed") == 0)
-            rng.s = strtoull(argv[i + 1], NULL, 0);
-    printf("seed %llu\n", (unsigned long long)rng.s);
+    harness_seed(argc, argv, &rng);
     dev = harness_open(spec, 256);
     ref = harness_open("reference", 256);
     test_binary();

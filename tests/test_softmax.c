@@ -29,18 +29,7 @@ static tolerance tol_for(kiln_dtype t)
 static op_input input(kiln_dtype t, int ndim, const int64_t *shape,
                       enum view_kind view, double lo, double hi)
 {
-    op_input in = {.dtype = t, .ndim = ndim, .view = view};
-    memcpy(in.shape, shape, sizeof(int64_t) * (size_t)ndim);
-    if ((view == VIEW_TRANSPOSED && ndim < 2) || ndim == 0)
-        in.view = VIEW_PLAIN;
-    int64_t n = base_numel(&in);
-    in.data = malloc((size_t)(n ? n : 1) * sizeof *in.data);
-    for (int64_t i = 0; i < n; i++) {
-        in.data[i] = harness_uniform(&rng, lo, hi);
-        if (t == KILN_I32)
-            in.data[i] = floor(in.data[i]);
-    }
-    return in;
+    return op_random_input(&rng, t, ndim, shape, view, lo, hi);
 }
 
 static void random_shape(int *ndim, int64_t *shape)

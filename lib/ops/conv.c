@@ -35,8 +35,6 @@ typedef struct conv_geom {
     int64_t oh, ow;              /* output                                 */
 } conv_geom;
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 static kiln_status check_pair(kiln_context *ctx, const char *call,
                               const kiln_tensor *a, const kiln_tensor *b)
 {
@@ -47,30 +45,12 @@ static kiln_status check_pair(kiln_context *ctx, const char *call,
                            kiln__shape_string(a->ndim, a->shape, sa, sizeof sa),
                            kiln__shape_string(b->ndim, b->shape, sb,
                                               sizeof sb));
-    if (a->dtype != b->dtype || !is_float(a->dtype))
+    if (a->dtype != b->dtype || !kiln__is_float(a->dtype))
         return kiln__error(ctx, KILN_ERROR_DTYPE,
                            "%s: operands are %s and %s (both f32 or both "
                            "f64 needed)", call, kiln_dtype_name(a->dtype),
                            kiln_dtype_name(b->dtype));
     return KILN_OK;
-}
-
-/* Padding and output size along one axis; -1 output when the (dilated)
- * kernel does not fit. */
-static void axis_geom(int64_t in, int64_t k, int64_t s, int64_t d, int pad,
-                      kiln_padding_mode mode, int64_t *before, int64_t *out)
-{
-    int64_t span = (k - 1) * d + 1, total = 2 * (int64_t)pad;
-    if (mode == KILN_PAD_VALID)
-        total = 0;
-    if (mode == KILN_PAD_SAME) {
-        int64_t o = (in + s - 1) / s;
-        total = (o - 1) * s + span - in;
-        if (total < 0)
-            total = 0;
-    }
-    *before = mode == KILN_PAD_EXPLICIT ? pad : total / 2;
-    *out = in + total < span ? -1 : (in + total - span) / s + 1;
 }
 
 /* Resolves @p for input @xs [N, C, H, W] and weights @ws [OC, C/G, KH, KW]. */
@@ -103,8 +83,10 @@ static kiln_status conv_geometry(kiln_context *ctx, const char *call,
                            kiln__shape_string(4, xs, a, sizeof a),
                            kiln__shape_string(4, ws, b, sizeof b),
                            (long long)g->groups);
-    axis_geom(g->h, g->kh, g->sh, g->dh, q.padding[0], q.mode, &g->pt, &g->oh);
-    axis_geom(g->w, g->kw, g->sw, g->dw, q.padding[1], q.mode, &g->pl, &g->ow);
+    kiln__window_axis(g->h, g->kh, g->sh, g->dh, q.padding[0], q.mode, &g->pt,
+                      &g->oh);
+    kiln__window_axis(g->w, g->kw, g->sw, g->dw, q.padding[1], q.mode, &g->pl,
+                      &g->ow);
     if (g->oh < 1 || g->ow < 1)
         return kiln__error(ctx, KILN_ERROR_SHAPE,
                            "%s: the %lldx%lld kernel (dilation %lldx%lld) is "
@@ -149,6 +131,12 @@ static kiln_status chunk_images(kiln_context *ctx, const char *call,
     if (*chunk > g->n)
         *chunk = g->n;
     return KILN_OK;
+}
+
+/* Images in the chunk that starts at image @n0. */
+static int64_t chunk_len(const conv_geom *g, int64_t n0, int64_t chunk)
+{
+    return g->n - n0 < chunk ? g->n - n0 : chunk;
 }
 
 /* IM2COL (x -> col) or COL2IM (col -> x) of images [n0, n0 + nimg);
@@ -197,11 +185,15 @@ static void drop(kiln_tensor *copy, const kiln_tensor *orig)
         kiln_tensor_free(copy);
 }
 
+/* The column buffer for chunks of images, its chunk size in @chunk; NULL
+ * after recording why. */
 static kiln_tensor *col_alloc(kiln_context *ctx, const char *call,
                               kiln_dtype dtype, const conv_geom *g,
-                              int64_t chunk)
+                              int64_t *chunk)
 {
-    int64_t n = g->c * g->kh * g->kw * chunk * g->oh * g->ow;
+    if (chunk_images(ctx, call, g, chunk) != KILN_OK)
+        return NULL;
+    int64_t n = g->c * g->kh * g->kw * *chunk * g->oh * g->ow;
     return kiln__tensor_alloc(ctx, call, dtype, 1, &n);
 }
 
@@ -223,13 +215,11 @@ static kiln_status forward_into(kiln_context *ctx, const char *call,
         }
         return s;
     }
-    if ((s = chunk_images(ctx, call, g, &chunk)) != KILN_OK)
-        return s;
-    kiln_tensor *col = col_alloc(ctx, call, x->dtype, g, chunk);
+    kiln_tensor *col = col_alloc(ctx, call, x->dtype, g, &chunk);
     if (!col)
         return ctx->status;
     for (int64_t n0 = 0; n0 < g->n && s == KILN_OK; n0 += chunk) {
-        int64_t nc = g->n - n0 < chunk ? g->n - n0 : chunk;
+        int64_t nc = chunk_len(g, n0, chunk);
         s = run_im2col(ctx, call, KILN_K_IM2COL, g, x, x->stride, n0, nc, col);
         for (int64_t gi = 0; gi < g->groups && s == KILN_OK; gi++) {
             kiln_matrix_view a = {w, gi * ocg * cgk, cgk, 1, 0};
@@ -309,13 +299,11 @@ static kiln_status data_grad_into(kiln_context *ctx, const char *call,
         }
         return s;
     }
-    if ((s = chunk_images(ctx, call, g, &chunk)) != KILN_OK)
-        return s;
-    kiln_tensor *dcol = col_alloc(ctx, call, dy->dtype, g, chunk);
+    kiln_tensor *dcol = col_alloc(ctx, call, dy->dtype, g, &chunk);
     if (!dcol)
         return ctx->status;
     for (int64_t n0 = 0; n0 < g->n && s == KILN_OK; n0 += chunk) {
-        int64_t nc = g->n - n0 < chunk ? g->n - n0 : chunk;
+        int64_t nc = chunk_len(g, n0, chunk);
         for (int64_t gi = 0; gi < g->groups && s == KILN_OK; gi++) {
             kiln_matrix_view a = {w, gi * ocg * cgk, 1, cgk, 0};
             kiln_matrix_view b = {dy, n0 * g->oc * P + gi * ocg * P, P, 1,
@@ -393,14 +381,12 @@ static kiln_status weight_grad_into(kiln_context *ctx, const char *call,
 {
     int64_t P = g->oh * g->ow, ocg = g->oc / g->groups;
     int64_t cgk = g->c / g->groups * g->kh * g->kw, chunk;
-    kiln_status s = chunk_images(ctx, call, g, &chunk);
-    if (s != KILN_OK)
-        return s;
-    kiln_tensor *col = col_alloc(ctx, call, x->dtype, g, chunk);
+    kiln_status s = KILN_OK;
+    kiln_tensor *col = col_alloc(ctx, call, x->dtype, g, &chunk);
     if (!col)
         return ctx->status;
     for (int64_t n0 = 0; n0 < g->n && s == KILN_OK; n0 += chunk) {
-        int64_t nc = g->n - n0 < chunk ? g->n - n0 : chunk;
+        int64_t nc = chunk_len(g, n0, chunk);
         s = run_im2col(ctx, call, KILN_K_IM2COL, g, x, x->stride, n0, nc, col);
         for (int64_t gi = 0; gi < g->groups && s == KILN_OK; gi++) {
             kiln_matrix_view a = {dyt, gi * ocg * g->n * P + n0 * P,
@@ -458,7 +444,7 @@ kiln_tensor *kiln_conv2d_backward_bias(kiln_tensor *dy)
     kiln_context *ctx = kiln__args(call, 1, &dy);
     if (!ctx)
         return NULL;
-    if (dy->ndim != 4 || !is_float(dy->dtype))
+    if (dy->ndim != 4 || !kiln__is_float(dy->dtype))
         return kiln__error_null(ctx, KILN_ERROR_SHAPE,
                                 "%s: dy must be a 4-D f32 or f64 tensor, got "
                                 "%d-D %s", call, dy->ndim,

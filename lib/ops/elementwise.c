@@ -5,8 +5,6 @@
 
 #include "ops/ops.h"
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 /* ---- binary ------------------------------------------------------------ */
 
 static const char *const binary_names[KILN_BINARY_COUNT] = {
@@ -26,7 +24,7 @@ static kiln_tensor *binary(kiln_tensor *a, kiln_tensor *b, int op)
                                 "%s: operands are %s and %s (cast one first)",
                                 call, kiln_dtype_name(a->dtype),
                                 kiln_dtype_name(b->dtype));
-    if (op == KILN_BINARY_POW && !is_float(a->dtype))
+    if (op == KILN_BINARY_POW && !kiln__is_float(a->dtype))
         return kiln__error_null(ctx, KILN_ERROR_DTYPE,
                                 "%s: needs f32 or f64, got %s", call,
                                 kiln_dtype_name(a->dtype));
@@ -155,7 +153,7 @@ static kiln_tensor *unary(kiln_tensor *t, int op)
     kiln_context *ctx = kiln__args(call, 1, &t);
     if (!ctx)
         return NULL;
-    if (op >= KILN_UNARY_FIRST_FLOAT_ONLY && !is_float(t->dtype))
+    if (op >= KILN_UNARY_FIRST_FLOAT_ONLY && !kiln__is_float(t->dtype))
         return kiln__error_null(ctx, KILN_ERROR_DTYPE,
                                 "%s: needs f32 or f64, got %s", call,
                                 kiln_dtype_name(t->dtype));

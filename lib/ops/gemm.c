@@ -161,15 +161,13 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
     return kiln__launch(ctx, call, &d, -1);
 }
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 /* The shared body of kiln_matmul and kiln_gemm on >= 2-D operands. */
 static kiln_tensor *product(const char *call, kiln_context *ctx,
                             kiln_tensor *a, int ta, kiln_tensor *b, int tb,
                             double alpha, double beta, kiln_tensor *c)
 {
     char sa_buf[160], sb_buf[160];
-    if (a->dtype != b->dtype || !is_float(a->dtype))
+    if (a->dtype != b->dtype || !kiln__is_float(a->dtype))
         return kiln__error_null(ctx, KILN_ERROR_DTYPE,
                                 "%s: operands are %s and %s (both f32 or both "
                                 "f64 needed)", call, kiln_dtype_name(a->dtype),

@@ -149,6 +149,22 @@ void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
     }
 }
 
+void kiln__window_axis(int64_t in, int64_t k, int64_t s, int64_t d, int pad,
+                       kiln_padding_mode mode, int64_t *before, int64_t *out)
+{
+    int64_t span = (k - 1) * d + 1, total = 2 * (int64_t)pad;
+    if (mode == KILN_PAD_VALID)
+        total = 0;
+    if (mode == KILN_PAD_SAME) {
+        int64_t o = (in + s - 1) / s;
+        total = (o - 1) * s + span - in;
+        if (total < 0)
+            total = 0;
+    }
+    *before = mode == KILN_PAD_EXPLICIT ? pad : total / 2;
+    *out = in + total < span ? -1 : (in + total - span) / s + 1;
+}
+
 /* Grid-stride kernels cover any n; cap the group count so the grid stays
  * within every device's limit (maxComputeWorkGroupCount >= 65535). */
 #define KILN_MAX_GROUPS 65535u

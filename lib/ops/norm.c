@@ -381,35 +381,44 @@ static void grads_clear(grads out)
         *out.dbeta = NULL;
 }
 
-/* The checks both backward passes share: dy like x, saved stats shaped. */
-static kiln_status backward_check(kiln_context *ctx, const char *call,
-                                  kiln_tensor *dy, kiln_tensor *x,
-                                  kiln_tensor *gamma, kiln_tensor *save_mean,
-                                  kiln_tensor *save_invstd,
-                                  const norm_geom *g)
+/* The body both backward passes share: argument checks (layer norm over
+ * the last @nnorm dims when @layer, else batch norm), then the gradients. */
+static kiln_status backward(const char *call, int layer, int nnorm,
+                            kiln_tensor *dy, kiln_tensor *x,
+                            kiln_tensor *gamma, kiln_tensor *save_mean,
+                            kiln_tensor *save_invstd, grads out)
 {
+    grads_clear(out);
+    kiln_tensor *args[4] = {dy, x, save_mean, save_invstd};
+    kiln_context *ctx = kiln__args(call, 4, args);
+    if (!ctx)
+        return x ? kiln_status_of(x->ctx) : KILN_ERROR_INVALID_ARGUMENT;
+    if (layer && (nnorm < 1 || nnorm > x->ndim))
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: normalising %d dims of a %d-D tensor", call,
+                           nnorm, x->ndim);
+    if (!layer && x->ndim < 2)
+        return kiln__error(ctx, KILN_ERROR_SHAPE,
+                           "%s: x must be [N, C, ...], got %d-D", call,
+                           x->ndim);
+    norm_geom g;
+    if (layer)
+        layer_geom(x, nnorm, &g);
+    else
+        batch_geom(x, &g);
     if (check_float(ctx, call, x) != KILN_OK ||
         check_shaped(ctx, call, "dy", dy, 0, x->dtype, x->ndim, x->shape) ||
-        check_shaped(ctx, call, "gamma", gamma, 1, x->dtype, g->param_ndim,
-                     g->param_shape) ||
+        check_shaped(ctx, call, "gamma", gamma, 1, x->dtype, g.param_ndim,
+                     g.param_shape) ||
         check_shaped(ctx, call, "save_mean", save_mean, 0, x->dtype,
-                     g->save_ndim, g->save_shape) ||
+                     g.save_ndim, g.save_shape) ||
         check_shaped(ctx, call, "save_invstd", save_invstd, 0, x->dtype,
-                     g->save_ndim, g->save_shape))
+                     g.save_ndim, g.save_shape))
         return ctx->status;
-    return KILN_OK;
-}
-
-static kiln_status run_backward(kiln_context *ctx, kiln_tensor *dy,
-                                kiln_tensor *x, kiln_tensor *gamma,
-                                kiln_tensor *save_mean,
-                                kiln_tensor *save_invstd, const norm_geom *g,
-                                grads out)
-{
     temps tp = {0};
-    kiln_status s = norm_backward(&tp, ctx, dy, x, as_stat(&tp, gamma, g, 1),
-                                  as_stat(&tp, save_mean, g, 0),
-                                  as_stat(&tp, save_invstd, g, 0), g, out);
+    kiln_status s = norm_backward(&tp, ctx, dy, x, as_stat(&tp, gamma, &g, 1),
+                                  as_stat(&tp, save_mean, &g, 0),
+                                  as_stat(&tp, save_invstd, &g, 0), &g, out);
     temps_free(&tp);
     return s;
 }
@@ -421,22 +430,8 @@ kiln_status kiln_batch_norm_backward(kiln_tensor *dy, kiln_tensor *x,
                                      kiln_tensor **dx, kiln_tensor **dgamma,
                                      kiln_tensor **dbeta)
 {
-    const char *call = "kiln_batch_norm_backward";
-    grads out = {dx, dgamma, dbeta};
-    grads_clear(out);
-    kiln_tensor *args[4] = {dy, x, save_mean, save_invstd};
-    kiln_context *ctx = kiln__args(call, 4, args);
-    if (!ctx)
-        return x ? kiln_status_of(x->ctx) : KILN_ERROR_INVALID_ARGUMENT;
-    if (x->ndim < 2)
-        return kiln__error(ctx, KILN_ERROR_SHAPE,
-                           "%s: x must be [N, C, ...], got %d-D", call,
-                           x->ndim);
-    norm_geom g;
-    batch_geom(x, &g);
-    if (backward_check(ctx, call, dy, x, gamma, save_mean, save_invstd, &g))
-        return ctx->status;
-    return run_backward(ctx, dy, x, gamma, save_mean, save_invstd, &g, out);
+    return backward("kiln_batch_norm_backward", 0, 0, dy, x, gamma,
+                    save_mean, save_invstd, (grads){dx, dgamma, dbeta});
 }
 
 /* ---- layer norm --------------------------------------------------------- */
@@ -497,22 +492,8 @@ kiln_status kiln_layer_norm_backward(kiln_tensor *dy, kiln_tensor *x,
                                      kiln_tensor **dx, kiln_tensor **dgamma,
                                      kiln_tensor **dbeta)
 {
-    const char *call = "kiln_layer_norm_backward";
-    grads out = {dx, dgamma, dbeta};
-    grads_clear(out);
-    kiln_tensor *args[4] = {dy, x, save_mean, save_invstd};
-    kiln_context *ctx = kiln__args(call, 4, args);
-    if (!ctx)
-        return x ? kiln_status_of(x->ctx) : KILN_ERROR_INVALID_ARGUMENT;
-    if (nnorm < 1 || nnorm > x->ndim)
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "%s: normalising %d dims of a %d-D tensor", call,
-                           nnorm, x->ndim);
-    norm_geom g;
-    layer_geom(x, nnorm, &g);
-    if (backward_check(ctx, call, dy, x, gamma, save_mean, save_invstd, &g))
-        return ctx->status;
-    return run_backward(ctx, dy, x, gamma, save_mean, save_invstd, &g, out);
+    return backward("kiln_layer_norm_backward", 1, nnorm, dy, x, gamma,
+                    save_mean, save_invstd, (grads){dx, dgamma, dbeta});
 }
 
 /* ---- local response normalisation --------------------------------------- */

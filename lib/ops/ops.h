@@ -8,6 +8,12 @@
 #include "queue/kernels.h"
 #include "tensor.h"
 
+/** Is @t a floating-point dtype (f32 or f64)? */
+static inline int kiln__is_float(kiln_dtype t)
+{
+    return t == KILN_F32 || t == KILN_F64;
+}
+
 /**
  * Context shared by @n tensors, or NULL.  A NULL tensor (an earlier failure)
  * makes this return NULL without a new message when another argument has a
@@ -41,6 +47,16 @@ void kiln__kernel_strides(const kiln_tensor *t, int ndim, const int64_t *shape,
 void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
                               const int64_t *shape, int32_t *kshape,
                               int32_t *const *kstrides);
+
+/**
+ * Padding before and output size along one axis of a sliding window
+ * (convolution, pooling): @in elements, a @k-tap window dilated by @d,
+ * stride @s, @pad on both sides (EXPLICIT), none (VALID) or TensorFlow's
+ * SAME (the odd element of padding at the end).  @out is -1 when the
+ * window does not fit.
+ */
+void kiln__window_axis(int64_t in, int64_t k, int64_t s, int64_t d, int pad,
+                       kiln_padding_mode mode, int64_t *before, int64_t *out);
 
 /** Starts a dispatch of @kernel over @n elements: grid-stride groups, the
  *  device's preferred workgroup size. */

@@ -20,35 +20,17 @@ typedef struct pool_geom {
     int count_include_pad;
 } pool_geom;
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 static kiln_status check_image(kiln_context *ctx, const char *call,
                                const kiln_tensor *t, const char *what)
 {
     char s[160];
-    if (t->ndim != 4 || !is_float(t->dtype))
+    if (t->ndim != 4 || !kiln__is_float(t->dtype))
         return kiln__error(ctx, t->ndim != 4 ? KILN_ERROR_SHAPE
                                              : KILN_ERROR_DTYPE,
                            "%s: %s must be a 4-D f32 or f64 tensor, got %s %s",
                            call, what, kiln_dtype_name(t->dtype),
                            kiln__shape_string(t->ndim, t->shape, s, sizeof s));
     return KILN_OK;
-}
-
-/* Padding before and output size along one axis (TensorFlow SAME: odd
- * padding at the end); -1 output when the window does not fit. */
-static void pool_axis(int64_t in, int64_t k, int64_t s, int pad,
-                      kiln_padding_mode mode, int64_t *before, int64_t *out)
-{
-    int64_t total = mode == KILN_PAD_EXPLICIT ? 2 * (int64_t)pad : 0;
-    if (mode == KILN_PAD_SAME) {
-        int64_t o = (in + s - 1) / s;
-        total = (o - 1) * s + k - in;
-        if (total < 0)
-            total = 0;
-    }
-    *before = mode == KILN_PAD_EXPLICIT ? pad : total / 2;
-    *out = in + total < k ? -1 : (in + total - k) / s + 1;
 }
 
 static kiln_status pool_geometry(kiln_context *ctx, const char *call,
@@ -78,8 +60,10 @@ static kiln_status pool_geometry(kiln_context *ctx, const char *call,
         .sh = p->stride[0] ? p->stride[0] : p->kernel[0],
         .sw = p->stride[1] ? p->stride[1] : p->kernel[1],
         .count_include_pad = p->count_include_pad != 0};
-    pool_axis(g->h, g->kh, g->sh, p->padding[0], p->mode, &g->pt, &g->oh);
-    pool_axis(g->w, g->kw, g->sw, p->padding[1], p->mode, &g->pl, &g->ow);
+    kiln__window_axis(g->h, g->kh, g->sh, 1, p->padding[0], p->mode, &g->pt,
+                      &g->oh);
+    kiln__window_axis(g->w, g->kw, g->sw, 1, p->padding[1], p->mode, &g->pl,
+                      &g->ow);
     if (g->oh < 1 || g->ow < 1)
         return kiln__error(ctx, KILN_ERROR_SHAPE,
                            "%s: the %lldx%lld window does not fit the padded "

@@ -17,8 +17,6 @@
 
 #include "ops/rnn_internal.h"
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 /* Is @t present with exactly @ndim dims of @shape and dtype @dt? */
 static int shaped(const kiln_tensor *t, kiln_dtype dt, int ndim,
                   const int64_t *shape)
@@ -294,7 +292,7 @@ static kiln_status check_forward(kiln_context *ctx, const char *call,
         return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
                            "%s: unknown kind %d or %d layers", call,
                            (int)o->kind, o->layers);
-    if (!is_float(x->dtype) || x->ndim != 3)
+    if (!kiln__is_float(x->dtype) || x->ndim != 3)
         return kiln__error(ctx, KILN_ERROR_SHAPE,
                            "%s: x must be a 3-D f32 or f64 tensor, got %s %s",
                            call, kiln_dtype_name(x->dtype),
@@ -549,7 +547,7 @@ static kiln_status check_cell(kiln_context *ctx, const char *call,
         return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
                            "%s: weights missing or unknown kind %d", call,
                            (int)kind);
-    if (!is_float(x->dtype) || x->ndim != 2)
+    if (!kiln__is_float(x->dtype) || x->ndim != 2)
         return kiln__error(ctx, KILN_ERROR_SHAPE,
                            "%s: x must be a 2-D f32 or f64 tensor, got %s %s",
                            call, kiln_dtype_name(x->dtype),

@@ -21,8 +21,6 @@
 #include "ops/ops.h"
 #include "queue/kernels_softmax.h"
 
-static int is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64; }
-
 /* Threads per row: enough to share the row, a power of two within the
  * device's limit (as for reductions). */
 static uint32_t row_local(const kiln_context *ctx, int64_t n)
@@ -80,7 +78,7 @@ static int check_axis(kiln_context *ctx, const char *call,
 
 static int check_float(kiln_context *ctx, const char *call, kiln_dtype t)
 {
-    if (is_float(t))
+    if (kiln__is_float(t))
         return 0;
     kiln__error(ctx, KILN_ERROR_DTYPE, "%s: needs f32 or f64, got %s", call,
                 kiln_dtype_name(t));
