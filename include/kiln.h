@@ -709,6 +709,148 @@ KILN_API kiln_tensor *kiln_rnn_cell(kiln_tensor *x, kiln_tensor *h,
                                     kiln_rnn_kind kind, kiln_tensor **c_out);
 
 /* ------------------------------------------------------------------------ */
+/* Initialisers                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_init_kind {
+    KILN_INIT_ZEROS = 0,
+    KILN_INIT_CONSTANT,        /**< a                                       */
+    KILN_INIT_UNIFORM,         /**< U[a, b)                                 */
+    KILN_INIT_NORMAL,          /**< N(a, b^2)                               */
+    KILN_INIT_TRUNCATED_NORMAL,/**< N(a, b^2) redrawn beyond 2 std          */
+    KILN_INIT_XAVIER_UNIFORM,  /**< U(+-gain*sqrt(6/(fan_in+fan_out))), gain a (0 = 1) */
+    KILN_INIT_XAVIER_NORMAL,   /**< N(0, gain^2 * 2/(fan_in+fan_out))       */
+    KILN_INIT_HE_UNIFORM,      /**< U(+-sqrt(6/fan_in))                     */
+    KILN_INIT_HE_NORMAL,       /**< N(0, 2/fan_in)                          */
+} kiln_init_kind;
+
+/**
+ * Fills @t in place.  Fans follow PyTorch: for a weight [out, in, k...],
+ * fan_in = in * prod(k), fan_out = out * prod(k); a 1-D tensor has
+ * fan_in = fan_out = its length.  Random kinds draw from (seed, offset) as
+ * the random ops do, so the same seed gives the same weights on every
+ * backend.
+ */
+KILN_API kiln_status kiln_init(kiln_tensor *t, kiln_init_kind kind, double a,
+                               double b, uint64_t seed, uint64_t offset);
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers (fused update kernels)                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kiln_optimizer_kind {
+    KILN_OPT_SGD = 0,    /**< p -= lr * g                                   */
+    KILN_OPT_MOMENTUM,   /**< v = mu v + g; p -= lr v  (ewa: v = mu v + (1-mu) g) */
+    KILN_OPT_NESTEROV,   /**< v = mu v + g; p -= lr (g + mu v)              */
+    KILN_OPT_ADAGRAD,    /**< s += g^2; p -= lr g / (sqrt(s) + eps)         */
+    KILN_OPT_RMSPROP,    /**< s = rho s + (1-rho) g^2; p -= lr g/(sqrt(s)+eps) */
+    KILN_OPT_ADAM,       /**< bias-corrected moments (Kingma & Ba)          */
+    KILN_OPT_ADAMW,      /**< Adam with decoupled weight decay              */
+    KILN_OPT_ADADELTA,   /**< Zeiler: s, d accumulators with rho; lr scales */
+} kiln_optimizer_kind;
+
+/** Hyper-parameters; zero fields take the defaults in brackets. */
+typedef struct kiln_optimizer_config {
+    kiln_optimizer_kind kind;
+    double lr;           /**< [0.01; Adam/AdamW 1e-3; Adadelta 1.0]         */
+    double momentum;     /**< momentum/Nesterov mu [0.9]                    */
+    int ewa;             /**< momentum as an exponentially weighted average */
+    double beta1, beta2; /**< Adam [0.9, 0.999]                             */
+    double rho;          /**< RMSProp [0.9], Adadelta [0.95]               */
+    double eps;          /**< [1e-8; Adadelta 1e-6]                        */
+    double weight_decay; /**< L2 added to g (AdamW: decoupled, p -= lr wd p) */
+} kiln_optimizer_config;
+
+typedef struct kiln_optimizer kiln_optimizer;
+
+/** A new optimizer; its per-parameter state is created on first use. */
+KILN_API kiln_optimizer *kiln_optimizer_new(kiln_context *ctx,
+                                            const kiln_optimizer_config *cfg);
+/**
+ * One update of @n parameters with their gradients (same shapes, float
+ * dtype), one fused kernel per parameter.  @lr < 0 uses the configured lr
+ * (pass a schedule's value otherwise).  State (moments) is keyed by the
+ * parameter tensor handle.  Increments the step count (Adam's bias
+ * correction uses it).
+ */
+KILN_API kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
+                                         kiln_tensor *const *params,
+                                         kiln_tensor *const *grads, double lr);
+/** Steps taken so far (restored by kiln_optimizer_set_steps on resume). */
+KILN_API int64_t kiln_optimizer_steps(const kiln_optimizer *opt);
+KILN_API void kiln_optimizer_set_steps(kiln_optimizer *opt, int64_t steps);
+/** The state tensors of @param (0 to 2, e.g. Adam's m and v; NULL where
+ *  none yet), for checkpoints: not owned by the caller. */
+KILN_API int kiln_optimizer_state(kiln_optimizer *opt, kiln_tensor *param,
+                                  kiln_tensor **state, int max);
+KILN_API void kiln_optimizer_free(kiln_optimizer *opt);
+
+/**
+ * Scales @n gradients in place so their global L2 norm is at most
+ * @max_norm; *total_norm (may be NULL) receives the norm before clipping.
+ */
+KILN_API kiln_status kiln_clip_grad_norm(kiln_tensor *const *grads, int n,
+                                         double max_norm, double *total_norm);
+
+typedef enum kiln_lr_schedule_kind {
+    KILN_LR_CONSTANT = 0,
+    KILN_LR_INVERSE_TIME,  /**< lr / (1 + decay * t)                        */
+    KILN_LR_EXPONENTIAL,   /**< lr * decay^t                                */
+    KILN_LR_INVERSE_SQRT,  /**< lr / sqrt(t)  (t >= 1; the course's k/sqrt) */
+    KILN_LR_STAIRCASE,     /**< lr * decay^floor(t / period)                */
+    KILN_LR_COSINE,        /**< lr_min + (lr - lr_min)(1 + cos(pi t/period))/2 */
+} kiln_lr_schedule_kind;
+
+typedef struct kiln_lr_schedule {
+    kiln_lr_schedule_kind kind;
+    double lr, decay, period, lr_min;
+} kiln_lr_schedule;
+
+/** The learning rate at step or epoch @t. */
+KILN_API double kiln_lr_at(const kiln_lr_schedule *s, double t);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints: safetensors files                                           */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Writes @n named tensors to @path in the safetensors format (readable by
+ * PyTorch and the safetensors libraries), with optional string metadata
+ * (@nmeta key/value pairs, may be 0).  Atomic: written to a temporary file
+ * in the same directory, flushed with fsync, then renamed over @path, so a
+ * failure never destroys the previous file.  Names must be unique.
+ */
+KILN_API kiln_status kiln_safetensors_save(kiln_context *ctx, const char *path,
+                                           int n, const char *const *names,
+                                           kiln_tensor *const *tensors,
+                                           int nmeta,
+                                           const char *const *meta_keys,
+                                           const char *const *meta_values);
+
+typedef struct kiln_tensor_file kiln_tensor_file;
+
+/** Opens and validates a safetensors file (header, offsets, sizes);
+ *  KILN_ERROR_IO / KILN_ERROR_CORRUPT with a message naming what is wrong.
+ *  Entries of F32, I32 and F64 load; other dtypes (F16, BF16, I64, ...)
+ *  are listed but refused on load with KILN_ERROR_DTYPE. */
+KILN_API kiln_tensor_file *kiln_safetensors_open(kiln_context *ctx,
+                                                 const char *path);
+KILN_API int kiln_tensor_file_count(const kiln_tensor_file *f);
+KILN_API const char *kiln_tensor_file_name(const kiln_tensor_file *f, int i);
+/** Metadata value for @key, or NULL. */
+KILN_API const char *kiln_tensor_file_meta(const kiln_tensor_file *f,
+                                           const char *key);
+/** A new tensor with the entry's dtype, shape and data; NULL if absent. */
+KILN_API kiln_tensor *kiln_tensor_file_load(kiln_tensor_file *f,
+                                            const char *name);
+/** Loads the entry into an existing tensor, refusing (with a message that
+ *  says what differs) a missing name, another shape or another dtype. */
+KILN_API kiln_status kiln_tensor_file_load_into(kiln_tensor_file *f,
+                                                const char *name,
+                                                kiln_tensor *dst);
+KILN_API void kiln_tensor_file_close(kiln_tensor_file *f);
+
+/* ------------------------------------------------------------------------ */
 /* Recording and replay                                                     */
 /* ------------------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
 #define KILN_CACHE_FILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "kiln.h"
 
@@ -32,6 +33,34 @@ int kiln__cache_dir(char *buf, size_t n);
  */
 kiln_status kiln__write_file_atomic(const char *path, const void *data,
                                     size_t n);
+
+/**
+ * A file being written through a temporary file beside its final path
+ * (kiln__atomic_begin / _commit / _abort).  Checkpoints use it directly
+ * because they stream tensors and need errno for their messages.
+ */
+typedef struct kiln_atomic_file {
+    FILE *f;          /* the temporary file, open for writing             */
+    char *tmp;        /* its path: @path + ".tmp-XXXXXXXX"                */
+    const char *path; /* the final path (borrowed)                        */
+} kiln_atomic_file;
+
+/**
+ * Creates a new temporary file (permissions @mode, less the umask) in the
+ * directory of @path.  Returns 0, or -1 with errno set and @af cleared.
+ */
+int kiln__atomic_begin(kiln_atomic_file *af, const char *path, int mode);
+
+/**
+ * Flushes the file, fsyncs it when @durable (then the directory too, after
+ * the rename), closes it and renames it over the final path.  Returns 0, or
+ * -1 with errno set, *@step naming what failed ("write", "fsync",
+ * "rename", ...) and the temporary file removed.  Either way @af is spent.
+ */
+int kiln__atomic_commit(kiln_atomic_file *af, int durable, const char **step);
+
+/** Closes and removes the temporary file; errno is preserved. */
+void kiln__atomic_abort(kiln_atomic_file *af);
 
 /**
  * The whole of @path, malloc'd, its size in *@n.  NULL (and *@n = 0) when it

@@ -280,6 +280,7 @@ kiln_status kiln_cpu_run(const kiln_dispatch *d, void *const *base)
         return KILN_OK;
     case KILN_K_SOFTMAX_XENT: kiln_cpu_softmax_xent(d, base); return KILN_OK;
     case KILN_K_RANDOM: kiln_cpu_random(d, base); return KILN_OK;
+    case KILN_K_OPTIMIZER: kiln_cpu_optimizer(d, base); return KILN_OK;
     default: break; /* a kernel this backend lacks */
     }
     return KILN_ERROR_UNSUPPORTED;

@@ -40,4 +40,7 @@ void kiln_cpu_softmax_backward(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_softmax_xent(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_random(const kiln_dispatch *d, void *const *base);
 
+/* cpu_optimizer.c */
+void kiln_cpu_optimizer(const kiln_dispatch *d, void *const *base);
+
 #endif

@@ -91,6 +91,8 @@ static const kiln_kernel_desc table[KILN_KERNEL_COUNT] = {
                              .shared_bytes = softmax_shared},
     /* i32 for Bernoulli only (the op layer refuses the rest). */
     [KILN_K_RANDOM] = {.name = "random", .cl_family = "random", .int_ok = 1},
+    /* Fused parameter update of every optimizer: float only. */
+    [KILN_K_OPTIMIZER] = {.name = "optimizer", .cl_family = "optimizer"},
 };
 
 const kiln_kernel_desc *kiln_kernel_describe(kiln_kernel_id id)

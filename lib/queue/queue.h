@@ -65,6 +65,7 @@ typedef enum kiln_kernel_id {
     KILN_K_SCATTER_ROWS, /* T: embedding gradient, deterministic sum       */
     KILN_K_RNN_CELL,     /* T: fused gate math + state update, one step    */
     KILN_K_RNN_CELL_BACKWARD,
+    KILN_K_OPTIMIZER,    /* T: fused parameter update (all optimizers)     */
     KILN_KERNEL_COUNT
 } kiln_kernel_id;
 
