@@ -216,6 +216,7 @@ typedef struct kiln_context_stats {
     uint64_t programs_cached;     /**< kernels loaded from the on-disk cache */
 } kiln_context_stats;
 
+/** Copies the context's counters into @out (zeros for a NULL context). */
 KILN_API void kiln_context_get_stats(const kiln_context *ctx, kiln_context_stats *out);
 
 /* ------------------------------------------------------------------------ */
@@ -262,6 +263,8 @@ KILN_API kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t 
  *  order, into @data (@bytes must be the tensor's size). */
 KILN_API kiln_status kiln_tensor_read(kiln_tensor *t, void *data, size_t bytes);
 
+/* Accessors: NULL/-1/0 for a NULL tensor; shapes as given at creation. */
+/** The context @t belongs to. */
 KILN_API kiln_context *kiln_tensor_context(const kiln_tensor *t);
 KILN_API kiln_dtype kiln_tensor_dtype(const kiln_tensor *t);
 KILN_API int kiln_tensor_ndim(const kiln_tensor *t);
@@ -316,6 +319,7 @@ KILN_API kiln_tensor *kiln_cast(kiln_tensor *t, kiln_dtype dtype);
  * arithmetic.  exp, log, sqrt, pow, sigmoid and tanh need a float dtype.
  */
 
+/** a + b, a - b, a * b, a / b, elementwise minimum/maximum, a^b (float). */
 KILN_API kiln_tensor *kiln_add(kiln_tensor *a, kiln_tensor *b);
 KILN_API kiln_tensor *kiln_sub(kiln_tensor *a, kiln_tensor *b);
 KILN_API kiln_tensor *kiln_mul(kiln_tensor *a, kiln_tensor *b);
@@ -328,10 +332,13 @@ typedef enum kiln_compare_op {
     KILN_EQ, KILN_NE, KILN_LT, KILN_LE, KILN_GT, KILN_GE,
 } kiln_compare_op;
 
+/** 1 where `a OP b` holds, else 0, in the operands' dtype. */
 KILN_API kiln_tensor *kiln_compare(kiln_tensor *a, kiln_tensor *b, kiln_compare_op op);
 /** cond ? a : b, elementwise, all three broadcast together. */
 KILN_API kiln_tensor *kiln_select(kiln_tensor *cond, kiln_tensor *a, kiln_tensor *b);
 
+/** -x, |x|, x^2, max(x, 0) (any dtype); exp, log, sqrt, sigmoid, tanh
+ *  (f32/f64).  New tensor of the same shape and dtype. */
 KILN_API kiln_tensor *kiln_neg(kiln_tensor *t);
 KILN_API kiln_tensor *kiln_abs(kiln_tensor *t);
 KILN_API kiln_tensor *kiln_square(kiln_tensor *t);
@@ -548,9 +555,11 @@ KILN_API kiln_tensor *kiln_l2_penalty(kiln_tensor *w);
  * and a caller advances @offset by numel to get fresh numbers.
  */
 
+/** Fills @t (f32/f64, a view is fine) with U[lo, hi). */
 KILN_API kiln_status kiln_random_uniform(kiln_tensor *t, uint64_t seed,
                                          uint64_t offset, double lo,
                                          double hi);
+/** Fills @t (f32/f64) with N(mean, std^2) (Box-Muller). */
 KILN_API kiln_status kiln_random_normal(kiln_tensor *t, uint64_t seed,
                                         uint64_t offset, double mean,
                                         double std);

@@ -102,6 +102,8 @@ void kiln_context_destroy(kiln_context *ctx)
     ctx->kept = NULL;
     ctx->recording = 0;
     kiln__storage_free_chain(kept);
+    if (ctx->queue)
+        kiln__recordings_release(ctx);
     ctx->destroyed = 1;
     if (ctx->queue) {
         ctx->queue->vt->finish(ctx->queue);

@@ -32,6 +32,8 @@ struct kiln_context {
     /* Storages freed while recording: the capture still reads and writes
      * them, so they live until the recording is freed. */
     struct kiln_storage *kept;
+    /* Live recordings: their device halves are freed before the device. */
+    struct kiln_recording *recordings;
     int refs;                       /* 1 for the user + 1 per storage      */
     int destroyed;                  /* kiln_context_destroy was called     */
 };
@@ -47,6 +49,9 @@ kiln_status kiln__error(kiln_context *ctx, kiln_status status,
 /** Like kiln__error, but always returns NULL, for constructors. */
 void *kiln__error_null(kiln_context *ctx, kiln_status status,
                        const char *fmt, ...) KILN_PRINTF(3, 4);
+
+/** Frees the device side of every live recording (context destroy). */
+void kiln__recordings_release(kiln_context *ctx);
 
 /** Is @dtype usable on this context's device (f64 needs fp64)? */
 int kiln__dtype_supported(const kiln_context *ctx, kiln_dtype dtype);

@@ -16,6 +16,7 @@ struct kiln_recording {
     kiln_queue_recording *rec;
     uint64_t dispatches;
     kiln_storage *kept;      /* storages freed during the capture */
+    kiln_recording *prev, *next; /* the context's live recordings */
 };
 
 kiln_status kiln_recording_begin(kiln_context *ctx)
@@ -48,15 +49,15 @@ kiln_recording *kiln_recording_end(kiln_context *ctx)
     kiln_recording *r = calloc(1, sizeof *r);
     kiln_queue_recording *qr = NULL;
     kiln_status s = ctx->queue->vt->record_end(ctx->queue, &qr);
-    if (s != KILN_OK || !r) {
+    if (s == KILN_OK && !r)
+        s = KILN_ERROR_OUT_OF_HOST_MEMORY;
+    if (s != KILN_OK) {
         if (qr)
             ctx->queue->vt->recording_free(ctx->queue, qr);
         free(r);
         kiln__storage_free_chain(ctx->kept);
         ctx->kept = NULL;
-        return kiln__error_null(ctx, s != KILN_OK ? s
-                                                  : KILN_ERROR_OUT_OF_HOST_MEMORY,
-                                "kiln_recording_end: %s",
+        return kiln__error_null(ctx, s, "kiln_recording_end: %s",
                                 kiln_status_string(s));
     }
     r->ctx = ctx;
@@ -65,7 +66,36 @@ kiln_recording *kiln_recording_end(kiln_context *ctx)
     r->dispatches = ctx->stats.dispatches - ctx->stats_at_record;
     r->kept = ctx->kept;
     ctx->kept = NULL;
+    r->next = ctx->recordings;
+    if (r->next)
+        r->next->prev = r;
+    ctx->recordings = r;
     return r;
+}
+
+/* The device half of @r and the memory it kept, while the device lives. */
+static void release_device_side(kiln_recording *r)
+{
+    kiln_queue *q = r->ctx->queue;
+    if (r->rec) {
+        q->vt->finish(q); /* a replay may still run */
+        q->vt->recording_free(q, r->rec);
+        r->rec = NULL;
+    }
+    kiln__storage_free_chain(r->kept);
+    r->kept = NULL;
+}
+
+void kiln__recordings_release(kiln_context *ctx)
+{
+    for (kiln_recording *r = ctx->recordings; r; r = r->next)
+        release_device_side(r);
+    /* The handles stay valid; kiln_recording_free frees them later. */
+    for (kiln_recording *r = ctx->recordings, *next; r; r = next) {
+        next = r->next;
+        r->prev = r->next = NULL;
+    }
+    ctx->recordings = NULL;
 }
 
 kiln_status kiln_recording_replay(kiln_recording *r)
@@ -97,11 +127,17 @@ void kiln_recording_free(kiln_recording *r)
 {
     if (!r)
         return;
-    if (r->ctx->queue && !r->ctx->destroyed) {
-        r->ctx->queue->vt->finish(r->ctx->queue); /* a replay may run */
-        r->ctx->queue->vt->recording_free(r->ctx->queue, r->rec);
+    kiln_context *ctx = r->ctx;
+    if (ctx->queue && !ctx->destroyed) {
+        release_device_side(r);
+        if (r->prev)
+            r->prev->next = r->next;
+        else
+            ctx->recordings = r->next;
+        if (r->next)
+            r->next->prev = r->prev;
     }
-    kiln__storage_free_chain(r->kept);
-    kiln__context_release(r->ctx);
+    /* After kiln_context_destroy the device side is already gone. */
+    kiln__context_release(ctx);
     free(r);
 }

@@ -208,40 +208,44 @@ void kiln_tensor_free(kiln_tensor *t)
     storage_free(st);
 }
 
-/* Checks common to write and read. */
-static kiln_context *transfer_check(kiln_tensor *t, const void *data,
-                                    size_t bytes, const char *call)
+/* Checks common to write and read: never KILN_OK unless the transfer can
+ * go ahead (a tensor whose context was destroyed must not read as
+ * success). */
+static kiln_status transfer_check(kiln_tensor *t, const void *data,
+                                  size_t bytes, const char *call)
 {
+    if (!t)
+        return KILN_ERROR_INVALID_ARGUMENT;
     kiln_context *ctx = kiln__tensor_ctx(t);
     if (!ctx)
-        return NULL;
+        return kiln__error(t->ctx, KILN_ERROR_NO_DEVICE,
+                           "%s: the tensor's context was destroyed", call);
     size_t want = (size_t)kiln_tensor_numel(t) * kiln_dtype_size(t->dtype);
-    if (!data && want) {
-        kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT, "%s: data is NULL", call);
-        return NULL;
-    }
+    if (!data && want)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: data is NULL", call);
     if (bytes != want) {
         char buf[160];
-        kiln__error(ctx, KILN_ERROR_SHAPE,
-                    "%s: %zu bytes given, the %s tensor of shape %s holds %zu",
-                    call, bytes, kiln_dtype_name(t->dtype),
-                    kiln__shape_string(t->ndim, t->shape, buf, sizeof buf),
-                    want);
-        return NULL;
+        return kiln__error(ctx, KILN_ERROR_SHAPE,
+                           "%s: %zu bytes given, the %s tensor of shape %s "
+                           "holds %zu", call, bytes,
+                           kiln_dtype_name(t->dtype),
+                           kiln__shape_string(t->ndim, t->shape, buf,
+                                              sizeof buf), want);
     }
-    if (ctx->recording) {
-        kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                    "%s: host transfers are not allowed while recording", call);
-        return NULL;
-    }
-    return ctx;
+    if (ctx->recording)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: host transfers are not allowed while "
+                           "recording", call);
+    return KILN_OK;
 }
 
 kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t bytes)
 {
-    kiln_context *ctx = transfer_check(t, data, bytes, "kiln_tensor_write");
-    if (!ctx)
-        return t ? kiln_status_of(t->ctx) : KILN_ERROR_INVALID_ARGUMENT;
+    kiln_status check = transfer_check(t, data, bytes, "kiln_tensor_write");
+    if (check != KILN_OK)
+        return check;
+    kiln_context *ctx = t->ctx;
     if (bytes == 0)
         return KILN_OK;
     if (kiln_tensor_is_contiguous(t)) {
@@ -266,9 +270,10 @@ kiln_status kiln_tensor_write(kiln_tensor *t, const void *data, size_t bytes)
 
 kiln_status kiln_tensor_read(kiln_tensor *t, void *data, size_t bytes)
 {
-    kiln_context *ctx = transfer_check(t, data, bytes, "kiln_tensor_read");
-    if (!ctx)
-        return t ? kiln_status_of(t->ctx) : KILN_ERROR_INVALID_ARGUMENT;
+    kiln_status check = transfer_check(t, data, bytes, "kiln_tensor_read");
+    if (check != KILN_OK)
+        return check;
+    kiln_context *ctx = t->ctx;
     if (bytes == 0)
         return KILN_OK;
     kiln_tensor *src = t;

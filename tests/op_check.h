@@ -248,6 +248,11 @@ done:
     free(m);
 }
 
+/* With --device reference the comparison is the reference against itself:
+ * such a run still checks guard bytes, error paths and (under the
+ * sanitizers) memory safety, but the reference's own values are checked by
+ * hand-computed examples (test_api), PyTorch fixtures (test_fixtures) and
+ * the gradient checks. */
 static void report(const char *group, const op_stats *st)
 {
     printf("%-5s %-28s %4d cases, %d failed, worst error %.2f of tolerance\n",

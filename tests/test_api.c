@@ -397,9 +397,25 @@ int main(int argc, char **argv)
     CHECK(kiln_status_of(ctx) == KILN_OK, "no stray error: %s",
           kiln_error_message(ctx));
     CHECK(kiln_validation_message_count(ctx) == 0, "no validation messages");
-    /* Destroying with a live tensor, then freeing it, must be safe. */
+    /* Destroying with a live tensor and a live recording, then using and
+     * freeing them, must be safe and must not report success. */
     kiln_tensor *late = kiln_tensor_new(ctx, KILN_F32, 1, (int64_t[]){3});
+    kiln_recording_begin(ctx);
+    kiln_fill(late, 1);
+    kiln_recording *rec = kiln_recording_end(ctx);
+    CHECK(rec != NULL, "a recording to outlive its context");
     kiln_context_destroy(ctx);
+    float v[3] = {7, 7, 7};
+    CHECK(kiln_tensor_read(late, v, sizeof v) == KILN_ERROR_NO_DEVICE &&
+              v[0] == 7, "reading after the context is destroyed fails");
+    CHECK(kiln_tensor_write(late, v, sizeof v) == KILN_ERROR_NO_DEVICE,
+          "writing after the context is destroyed fails");
+    CHECK(kiln_recording_replay(rec) == KILN_ERROR_NO_DEVICE,
+          "replaying after the context is destroyed fails");
+    CHECK(kiln_validation_message_count(ctx) == 0,
+          "destroying with a live recording is clean (%s)",
+          kiln_error_message(ctx));
+    kiln_recording_free(rec);
     kiln_tensor_free(late);
     return harness_exit();
 }

@@ -416,6 +416,10 @@ int main(int argc, char **argv)
     harness_seed(argc, argv, &rng);
     dev = harness_open(spec, 256);
     ref = harness_open("reference", 256);
+    if (kiln_context_device(dev)->backend == KILN_BACKEND_REFERENCE)
+        printf("note: reference against itself: a self-check of guards and "
+               "error paths; values are checked by test_api, test_fixtures "
+               "and the gradient checks\n");
     test_binary();
     test_unary();
     test_select_fill_cast();

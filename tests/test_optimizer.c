@@ -307,6 +307,17 @@ static void test_errors(void)
           "i32 parameter accepted");
     kiln_clear_error(dev);
     CHECK(kiln_optimizer_steps(opt) == 0, "failed steps were counted");
+    /* A bad second pair must leave the first parameter untouched. */
+    kiln_tensor *g3 = kiln_tensor_new(dev, KILN_F32, 1, &s3);
+    kiln_fill(g3, 1);
+    kiln_tensor *ps[2] = {p, p}, *gs[2] = {g3, g};
+    float after[3] = {-1, -1, -1};
+    CHECK(kiln_optimizer_step(opt, 2, ps, gs, -1) == KILN_ERROR_SHAPE &&
+              kiln_tensor_read(p, after, sizeof after) == KILN_OK &&
+              after[0] == 0 && after[2] == 0,
+          "a failed step updated the first parameter (%g)", after[0]);
+    kiln_clear_error(dev);
+    kiln_tensor_free(g3);
     kiln_optimizer_config bad = {.kind = KILN_OPT_ADAM, .beta1 = 1.5};
     CHECK(kiln_optimizer_new(dev, &bad) == NULL, "beta1 1.5 accepted");
     kiln_clear_error(dev);

@@ -290,22 +290,30 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
     /* Bias corrections of step t = steps + 1, in double on the host. */
     double t = (double)(opt->steps + 1);
     double bc1 = 1 - pow(opt->cfg.beta1, t), bc2 = 1 - pow(opt->cfg.beta2, t);
-    for (int i = 0; i < n; i++) {
-        kiln_tensor *g = check_pair(ctx, call, i, params[i], grads[i]);
-        if (!g)
-            return ctx->status != KILN_OK ? ctx->status
-                                          : KILN_ERROR_INVALID_ARGUMENT;
-        opt_entry *e = state_for(opt, call, params[i]);
-        kiln_status s = e ? launch_update(opt, call, params[i], g, e, lr, bc1,
-                                          bc2)
-                          : ctx->status;
-        if (g != grads[i])
-            kiln_tensor_free(g);
-        if (s != KILN_OK)
-            return s;
+    /* Check every pair and create every state first, so a bad argument
+     * leaves all parameters untouched rather than half of them updated. */
+    kiln_tensor **gs = calloc((size_t)(n ? n : 1), sizeof *gs);
+    opt_entry **es = calloc((size_t)(n ? n : 1), sizeof *es);
+    kiln_status s = gs && es ? KILN_OK : KILN_ERROR_OUT_OF_HOST_MEMORY;
+    if (s != KILN_OK)
+        kiln__error(ctx, s, "%s: out of host memory", call);
+    for (int i = 0; i < n && s == KILN_OK; i++) {
+        gs[i] = check_pair(ctx, call, i, params[i], grads[i]);
+        es[i] = gs[i] ? state_for(opt, call, params[i]) : NULL;
+        if (!gs[i] || !es[i])
+            s = ctx->status != KILN_OK ? ctx->status
+                                       : KILN_ERROR_INVALID_ARGUMENT;
     }
-    opt->steps++;
-    return KILN_OK;
+    for (int i = 0; i < n && s == KILN_OK; i++)
+        s = launch_update(opt, call, params[i], gs[i], es[i], lr, bc1, bc2);
+    for (int i = 0; gs && i < n; i++)
+        if (gs[i] && gs[i] != grads[i])
+            kiln_tensor_free(gs[i]);
+    free(gs);
+    free(es);
+    if (s == KILN_OK)
+        opt->steps++;
+    return s;
 }
 
 /* ---- gradient clipping --------------------------------------------------- */

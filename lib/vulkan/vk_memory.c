@@ -150,8 +150,11 @@ void kiln_vk_block_free(kiln_queue *queue, kiln_block *block)
     if (!block->handle)
         return;
     /* A command may still use it: the core frees a tensor whenever the
-     * user does, not when the device is done with it. */
-    kiln_vk_wait_idle(q);
+     * user does, not when the device is done with it.  If waiting fails
+     * (other than a lost device, where nothing runs), wait for idle rather
+     * than destroy a buffer in use. */
+    if (kiln_vk_wait_idle(q) != KILN_OK && !q->lost)
+        vkDeviceWaitIdle(q->device);
     buffer_destroy(q, block->handle);
     free(block->handle);
     block->handle = NULL;

@@ -130,6 +130,9 @@ kiln_status kiln_vk_submit(kiln_vk_queue *q)
     kiln_vk_cmd *c = &q->ring[q->current];
     q->current = -1;
     memory_barrier(c->cb, 1);
+    /* That full barrier orders everything after it in submission order, so
+     * nothing recorded so far can conflict with later commands. */
+    kiln_hazard_reset(&q->hazard);
     VkResult r = vkEndCommandBuffer(c->cb);
     if (r != VK_SUCCESS)
         return kiln_vk_fail(q, r, "vulkan", "vkEndCommandBuffer");
@@ -427,8 +430,11 @@ static void vk_recording_free(kiln_queue *queue, kiln_queue_recording *r)
     kiln_vk_queue *q = (kiln_vk_queue *)queue;
     if (!r)
         return;
-    if (r->serial && !q->lost)
-        wait_fence(q, r->fence, r->serial);
+    /* Never free a command buffer the device may still run: if the fence
+     * wait fails for a reason other than a lost device, wait for idle. */
+    if (r->serial && !q->lost && wait_fence(q, r->fence, r->serial) != KILN_OK &&
+        !q->lost)
+        vkDeviceWaitIdle(q->device);
     recording_destroy(q, r);
 }
 
