@@ -37,7 +37,7 @@ typedef struct op_stats {
     double max_err;      /* max |dev - ref| / allowed, < 1 passes         */
 } op_stats;
 
-static int64_t shape_numel(int ndim, const int64_t *s)
+static inline int64_t shape_numel(int ndim, const int64_t *s)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++)
@@ -47,7 +47,7 @@ static int64_t shape_numel(int ndim, const int64_t *s)
 
 /* Base shape holding the view's elements: transposed views swap the last
  * two dims; strided views double the last dim and take every other. */
-static int base_shape(const op_input *in, int64_t *shape)
+static inline int base_shape(const op_input *in, int64_t *shape)
 {
     memcpy(shape, in->shape, sizeof(int64_t) * (size_t)in->ndim);
     if (in->view == VIEW_TRANSPOSED && in->ndim >= 2) {
@@ -59,7 +59,7 @@ static int base_shape(const op_input *in, int64_t *shape)
     return in->ndim;
 }
 
-static int64_t base_numel(const op_input *in)
+static inline int64_t base_numel(const op_input *in)
 {
     int64_t s[KILN_MAX_DIMS];
     int nd = base_shape(in, s);
@@ -94,7 +94,7 @@ static inline op_input op_random_input(harness_rng *r, kiln_dtype t, int ndim,
     return in;
 }
 
-static kiln_tensor *make_input(kiln_context *ctx, const op_input *in,
+static inline kiln_tensor *make_input(kiln_context *ctx, const op_input *in,
                                int absolute)
 {
     int64_t s[KILN_MAX_DIMS];
@@ -127,7 +127,7 @@ static kiln_tensor *make_input(kiln_context *ctx, const op_input *in,
 }
 
 /* Reads any tensor as doubles; NULL on failure. */
-static double *read_doubles(kiln_tensor *t, int64_t *count)
+static inline double *read_doubles(kiln_tensor *t, int64_t *count)
 {
     int64_t n = kiln_tensor_numel(t);
     size_t es = kiln_dtype_size(kiln_tensor_dtype(t));
@@ -151,7 +151,7 @@ static double *read_doubles(kiln_tensor *t, int64_t *count)
 }
 
 /* Runs @fn on @nin inputs in @ctx; returns the output's values. */
-static double *run_on(kiln_context *ctx, int nin, const op_input *ins,
+static inline double *run_on(kiln_context *ctx, int nin, const op_input *ins,
                       op_fn fn, const void *arg, int absolute, int64_t *n,
                       int64_t *shape, int *ndim, kiln_dtype *dtype)
 {
@@ -171,7 +171,7 @@ static double *run_on(kiln_context *ctx, int nin, const op_input *ins,
     return vals;
 }
 
-static void check_op(op_stats *st, kiln_context *dev, kiln_context *ref,
+static inline void check_op(op_stats *st, kiln_context *dev, kiln_context *ref,
                      const char *name, int nin, const op_input *ins, op_fn fn,
                      const void *arg, tolerance tol)
 {
@@ -253,7 +253,7 @@ done:
  * sanitizers) memory safety, but the reference's own values are checked by
  * hand-computed examples (test_api), PyTorch fixtures (test_fixtures) and
  * the gradient checks. */
-static void report(const char *group, const op_stats *st)
+static inline void report(const char *group, const op_stats *st)
 {
     printf("%-5s %-28s %4d cases, %d failed, worst error %.2f of tolerance\n",
            st->failed ? "FAIL" : "ok", group, st->cases, st->failed,

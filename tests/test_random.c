@@ -14,39 +14,12 @@
  *
  * usage: test_random --device SPEC
  */
-#include "harness.h"
+#include "op_check.h" /* harness, read_doubles */
 #include "queue/kernels_random.h"
 
 static kiln_context *dev, *ref;
 static int have_f64;
 
-/* Any tensor's values as doubles (NULL on failure). */
-static double *read_doubles(kiln_tensor *t, int64_t *count)
-{
-    int64_t n = kiln_tensor_numel(t);
-    kiln_dtype dt = kiln_tensor_dtype(t);
-    size_t es = kiln_dtype_size(dt);
-    unsigned char *raw = malloc((size_t)(n ? n : 1) * es);
-    double *out = malloc((size_t)(n ? n : 1) * sizeof *out);
-    if (kiln_tensor_read(t, raw, (size_t)n * es) != KILN_OK) {
-        free(raw);
-        free(out);
-        return NULL;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        float f;
-        int32_t k;
-        if (dt == KILN_F32)
-            memcpy(&f, raw + i * es, 4), out[i] = f;
-        else if (dt == KILN_I32)
-            memcpy(&k, raw + i * es, 4), out[i] = k;
-        else
-            memcpy(&out[i], raw + i * es, 8);
-    }
-    free(raw);
-    *count = n;
-    return out;
-}
 
 static void health(const char *what)
 {
