@@ -293,6 +293,43 @@ static void largest_device_heap(VkPhysicalDevice pd, kiln_device_info *d)
 }
 
 /* Fills @d from the properties and features chains of @pd. */
+/* fp16 and fp64 arithmetic support. */
+static void describe_features(VkPhysicalDevice pd,
+                              const VkExtensionProperties *ext, uint32_t next,
+                              uint32_t api, kiln_device_info *d)
+{
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    VkPhysicalDeviceFeatures2 f2 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    if (api >= VK_API_VERSION_1_2 ||
+        has_extension(ext, next, "VK_KHR_shader_float16_int8"))
+        f2.pNext = &f16;
+    if (api >= VK_API_VERSION_1_1)
+        vkGetPhysicalDeviceFeatures2(pd, &f2);
+    else
+        vkGetPhysicalDeviceFeatures(pd, &f2.features);
+    d->fp16 = f2.pNext ? (int)f16.shaderFloat16 : 0;
+    d->fp64 = (int)f2.features.shaderFloat64;
+}
+
+/* What Kiln needs of a device: Vulkan 1.1, push descriptors, compute. */
+static void describe_usability(VkPhysicalDevice pd,
+                               const VkExtensionProperties *ext, uint32_t next,
+                               uint32_t api, kiln_device_info *d)
+{
+    uint32_t family;
+    const char *why = NULL;
+    if (api < VK_API_VERSION_1_1)
+        why = "needs Vulkan 1.1";
+    else if (!has_extension(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
+        why = "no VK_KHR_push_descriptor";
+    else if (!compute_family(pd, &family))
+        why = "no compute queue";
+    d->usable = why == NULL;
+    kiln__copy_string(d->unusable_reason, sizeof d->unusable_reason, why);
+}
+
 static void describe(VkPhysicalDevice pd, int index, kiln_device_info *d)
 {
     uint32_t next = 0;
@@ -338,18 +375,6 @@ static void describe(VkPhysicalDevice pd, int index, kiln_device_info *d)
     if (api >= VK_API_VERSION_1_1)
         vkGetPhysicalDeviceProperties2(pd, &p2);
 
-    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
-    VkPhysicalDeviceFeatures2 f2 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
-    if (api >= VK_API_VERSION_1_2 ||
-        has_extension(ext, next, "VK_KHR_shader_float16_int8"))
-        f2.pNext = &f16;
-    if (api >= VK_API_VERSION_1_1)
-        vkGetPhysicalDeviceFeatures2(pd, &f2);
-    else
-        vkGetPhysicalDeviceFeatures(pd, &f2.features);
-
     d->backend = KILN_BACKEND_VULKAN;
     d->index = index;
     kiln__copy_string(d->name, sizeof d->name, base.deviceName);
@@ -375,22 +400,8 @@ static void describe(VkPhysicalDevice pd, int index, kiln_device_info *d)
     d->subgroup_max = have_sgc ? sgc.maxSubgroupSize : sg.subgroupSize;
     d->local_memory = base.limits.maxComputeSharedMemorySize;
     d->max_workgroup_size = base.limits.maxComputeWorkGroupInvocations;
-    d->fp16 = f2.pNext ? (int)f16.shaderFloat16 : 0;
-    d->fp64 = (int)f2.features.shaderFloat64;
-
-    uint32_t family;
-    d->usable = 0;
-    if (api < VK_API_VERSION_1_1)
-        kiln__copy_string(d->unusable_reason, sizeof d->unusable_reason,
-                          "needs Vulkan 1.1");
-    else if (!has_extension(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME))
-        kiln__copy_string(d->unusable_reason, sizeof d->unusable_reason,
-                          "no VK_KHR_push_descriptor");
-    else if (!compute_family(pd, &family))
-        kiln__copy_string(d->unusable_reason, sizeof d->unusable_reason,
-                          "no compute queue");
-    else
-        d->usable = 1;
+    describe_features(pd, ext, next, api, d);
+    describe_usability(pd, ext, next, api, d);
     free(ext);
 }
 
