@@ -785,6 +785,20 @@ KILN_API kiln_optimizer *kiln_optimizer_new(kiln_context *ctx,
 KILN_API kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
                                          kiln_tensor *const *params,
                                          kiln_tensor *const *grads, double lr);
+/**
+ * Recordable steps.  kiln_optimizer_begin_step counts a step and writes its
+ * learning rate (@lr < 0: the configured one) and Adam's bias corrections
+ * into a small device buffer (a host write: not inside a capture);
+ * kiln_optimizer_step_prepared is kiln_optimizer_step reading those values
+ * from the buffer instead of its parameters, so a capture of it replays
+ * correctly: begin_step, record step_prepared once; then, per later step,
+ * begin_step and kiln_recording_replay.  Each parameter's first step
+ * (which creates its state) must be an ordinary, unrecorded one.
+ */
+KILN_API kiln_status kiln_optimizer_begin_step(kiln_optimizer *opt, double lr);
+KILN_API kiln_status kiln_optimizer_step_prepared(kiln_optimizer *opt, int n,
+                                                  kiln_tensor *const *params,
+                                                  kiln_tensor *const *grads);
 /** Steps taken so far (restored by kiln_optimizer_set_steps on resume). */
 KILN_API int64_t kiln_optimizer_steps(const kiln_optimizer *opt);
 KILN_API void kiln_optimizer_set_steps(kiln_optimizer *opt, int64_t steps);
@@ -949,6 +963,219 @@ KILN_API kiln_status kiln_event_wait(kiln_event *ev);
 KILN_API int kiln_event_query(kiln_event *ev);
 /** Frees the marker (it need not have completed).  NULL is a no-op. */
 KILN_API void kiln_event_free(kiln_event *ev);
+
+/* ------------------------------------------------------------------------ */
+/* Graphs: lazy execution, automatic differentiation, fusion                */
+/* ------------------------------------------------------------------------ */
+/*
+ * Graph-mode ops record nodes instead of running; kiln_graph_run() computes
+ * only the nodes the requested outputs need, fusing chains of elementwise
+ * nodes into single generated kernels (KILN_FUSION=0 or
+ * kiln_graph_set_fusion() turns that off) and freeing each intermediate
+ * after its last use.  Node constructors take nodes of one graph and return
+ * NULL on error (the message is on the graph's context, as for tensors; a
+ * NULL argument propagates).  Nodes belong to their graph and are freed
+ * with it.  Shapes may have free dimensions (-1, e.g. the batch) that are
+ * fixed by the values fed to each run.
+ */
+
+typedef struct kiln_graph kiln_graph;
+typedef struct kiln_node kiln_node;
+
+/** A new empty graph on @ctx. */
+KILN_API kiln_graph *kiln_graph_new(kiln_context *ctx);
+/** Frees the graph, its nodes and its variables' values.  NULL: no-op. */
+KILN_API void kiln_graph_free(kiln_graph *g);
+KILN_API kiln_context *kiln_graph_context(const kiln_graph *g);
+/** The graph a node belongs to. */
+KILN_API kiln_graph *kiln_node_graph(const kiln_node *n);
+KILN_API kiln_dtype kiln_node_dtype(const kiln_node *n);
+KILN_API int kiln_node_ndim(const kiln_node *n);
+/** Copies the shape known at build time (-1 for free dims); returns ndim. */
+KILN_API int kiln_node_shape(const kiln_node *n, int64_t *shape);
+/** The node's name (inputs, variables) or its op's name ("add"). */
+KILN_API const char *kiln_node_name(const kiln_node *n);
+
+/* Leaves. ---------------------------------------------------------------- */
+
+/** A value fed to every run (kiln_feed), e.g. a batch of images: @shape
+ *  may hold -1 for dims that vary from run to run. */
+KILN_API kiln_node *kiln_g_input(kiln_graph *g, const char *name,
+                                 kiln_dtype dtype, int ndim,
+                                 const int64_t *shape);
+/** A constant: the graph keeps its own reference to @value's storage, so
+ *  the caller may free @value. */
+KILN_API kiln_node *kiln_g_constant(kiln_graph *g, kiln_tensor *value);
+/** A 0-D constant; it broadcasts against anything. */
+KILN_API kiln_node *kiln_g_scalar(kiln_graph *g, kiln_dtype dtype,
+                                  double value);
+/** A variable: state that persists across runs, starting as a copy of
+ *  @initial (which the caller keeps).  Trainable parameters are variables. */
+KILN_API kiln_node *kiln_g_variable(kiln_graph *g, const char *name,
+                                    kiln_tensor *initial);
+/** The variable's current value, updated in place by assignments and
+ *  optimizers: owned by the graph, valid until it is freed. */
+KILN_API kiln_tensor *kiln_g_variable_tensor(kiln_node *var);
+/** Nodes that, when run, store @value into @var (shapes and dtypes must
+ *  match) / add it; their result is the variable's new value. */
+KILN_API kiln_node *kiln_g_assign(kiln_node *var, kiln_node *value);
+KILN_API kiln_node *kiln_g_assign_add(kiln_node *var, kiln_node *value);
+
+/* Elementwise (broadcasting, as the eager ops). ------------------------- */
+
+KILN_API kiln_node *kiln_g_add(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_sub(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_mul(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_div(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_minimum(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_maximum(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_pow(kiln_node *a, kiln_node *b);
+KILN_API kiln_node *kiln_g_compare(kiln_node *a, kiln_node *b,
+                                   kiln_compare_op op);
+KILN_API kiln_node *kiln_g_select(kiln_node *cond, kiln_node *a,
+                                  kiln_node *b);
+KILN_API kiln_node *kiln_g_neg(kiln_node *x);
+KILN_API kiln_node *kiln_g_abs(kiln_node *x);
+KILN_API kiln_node *kiln_g_square(kiln_node *x);
+KILN_API kiln_node *kiln_g_relu(kiln_node *x);
+KILN_API kiln_node *kiln_g_exp(kiln_node *x);
+KILN_API kiln_node *kiln_g_log(kiln_node *x);
+KILN_API kiln_node *kiln_g_sqrt(kiln_node *x);
+KILN_API kiln_node *kiln_g_sigmoid(kiln_node *x);
+KILN_API kiln_node *kiln_g_tanh(kiln_node *x);
+/** x * s and x + s for a scalar s (a kiln_g_scalar of x's dtype). */
+KILN_API kiln_node *kiln_g_scale(kiln_node *x, double s);
+KILN_API kiln_node *kiln_g_add_scalar(kiln_node *x, double s);
+
+/* Reductions, products, shapes. ----------------------------------------- */
+
+KILN_API kiln_node *kiln_g_reduce(kiln_node *x, kiln_reduce_op op, int naxes,
+                                  const int *axes, int keepdims);
+KILN_API kiln_node *kiln_g_sum(kiln_node *x, int naxes, const int *axes,
+                               int keepdims);
+KILN_API kiln_node *kiln_g_mean(kiln_node *x, int naxes, const int *axes,
+                                int keepdims);
+/** i32 indices, no gradient. */
+KILN_API kiln_node *kiln_g_argmax(kiln_node *x, int axis, int keepdims);
+/** op(a) op(b) on the last two dims (both at least 2-D; leading dims
+ *  broadcast), op = transpose when the flag is set. */
+KILN_API kiln_node *kiln_g_gemm(kiln_node *a, int transpose_a, kiln_node *b,
+                                int transpose_b);
+/** kiln_g_gemm without transposes. */
+KILN_API kiln_node *kiln_g_matmul(kiln_node *a, kiln_node *b);
+/** As kiln_reshape; one entry may be -1 (inferred at run time). */
+KILN_API kiln_node *kiln_g_reshape(kiln_node *x, int ndim,
+                                   const int64_t *shape);
+KILN_API kiln_node *kiln_g_permute(kiln_node *x, const int *perm);
+KILN_API kiln_node *kiln_g_transpose(kiln_node *x, int dim0, int dim1);
+KILN_API kiln_node *kiln_g_flatten(kiln_node *x, int start, int end);
+KILN_API kiln_node *kiln_g_slice(kiln_node *x, int dim, int64_t start,
+                                 int64_t stop, int64_t step);
+KILN_API kiln_node *kiln_g_concat(kiln_node *const *xs, int n, int axis);
+KILN_API kiln_node *kiln_g_cast(kiln_node *x, kiln_dtype dtype);
+/** Identity whose gradient is zero (TensorFlow's stop_gradient). */
+KILN_API kiln_node *kiln_g_stop_gradient(kiln_node *x);
+
+/* Layers' ops (forward as the eager ops; backward rules built in). ------- */
+
+KILN_API kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
+                                  const kiln_conv2d_params *p);
+KILN_API kiln_node *kiln_g_max_pool2d(kiln_node *x,
+                                      const kiln_pool2d_params *p);
+KILN_API kiln_node *kiln_g_avg_pool2d(kiln_node *x,
+                                      const kiln_pool2d_params *p);
+KILN_API kiln_node *kiln_g_global_avg_pool2d(kiln_node *x);
+KILN_API kiln_node *kiln_g_softmax(kiln_node *x, int axis);
+KILN_API kiln_node *kiln_g_log_softmax(kiln_node *x, int axis);
+/** Mean losses (0-D), as the eager ops; gradients flow to logits/pred
+ *  (from the fused op's own gradient, which for probability labels assumes
+ *  rows that sum to 1) and to float labels/targets. */
+KILN_API kiln_node *kiln_g_softmax_cross_entropy(kiln_node *logits,
+                                                 kiln_node *labels);
+KILN_API kiln_node *kiln_g_sigmoid_cross_entropy(kiln_node *logits,
+                                                 kiln_node *targets);
+KILN_API kiln_node *kiln_g_mse_loss(kiln_node *pred, kiln_node *target,
+                                    int half);
+/** Inverted dropout, active only while the graph is in training mode (the
+ *  identity otherwise); a fresh mask every run: run r of the graph (its
+ *  kiln_graph_run calls so far) is kiln_dropout at offset r * 2^32. */
+KILN_API kiln_node *kiln_g_dropout(kiln_node *x, double rate, uint64_t seed);
+/** Batch norm over dim 1; training mode uses batch statistics and updates
+ *  the running_mean/running_var variables (may be NULL) in place once per
+ *  run, evaluation mode uses them (and then needs them).  Gradients flow to
+ *  x, gamma and beta in both modes. */
+KILN_API kiln_node *kiln_g_batch_norm(kiln_node *x, kiln_node *gamma,
+                                      kiln_node *beta,
+                                      kiln_node *running_mean,
+                                      kiln_node *running_var,
+                                      double momentum, double eps);
+KILN_API kiln_node *kiln_g_layer_norm(kiln_node *x, int nnorm,
+                                      kiln_node *gamma, kiln_node *beta,
+                                      double eps);
+KILN_API kiln_node *kiln_g_embedding(kiln_node *table, kiln_node *indices);
+/** Graph form of kiln_rnn_forward for one layer: x [N, T, I] when
+ *  batch_first (else [T, N, I]), h0 (and c0 for LSTM) [1, N, H] or NULL;
+ *  returns the output sequence.  w_peep is not supported here. */
+KILN_API kiln_node *kiln_g_rnn(kiln_node *x, kiln_node *h0, kiln_node *c0,
+                               kiln_node *w_ih, kiln_node *w_hh,
+                               kiln_node *b_ih, kiln_node *b_hh,
+                               kiln_rnn_kind kind, int batch_first);
+
+/* Automatic differentiation. --------------------------------------------- */
+
+/**
+ * Adds the nodes computing d(@loss)/d(@wrt[i]) to the graph (reverse mode,
+ * each op's backward rule, sums over shared uses) and stores them in
+ * grads[i].  @loss is usually 0-D; otherwise the seed is ones (the gradient
+ * of sum(loss)).  A @wrt the loss does not depend on gets a zeros node.
+ */
+KILN_API kiln_status kiln_g_gradients(kiln_node *loss, int n,
+                                      kiln_node *const *wrt,
+                                      kiln_node **grads);
+
+/* Running. --------------------------------------------------------------- */
+
+/** A value for an input node in one run. */
+typedef struct kiln_feed {
+    kiln_node *input;
+    kiln_tensor *value;
+} kiln_feed;
+
+/**
+ * Computes the @nfetch nodes (and only what they need) with the given
+ * feeds.  out[i] receives a new tensor the caller frees; @out may be NULL
+ * to run nodes only for their effect (assignments).  Asynchronous like any
+ * op: reading a result waits.  On error every out[i] is NULL.
+ */
+KILN_API kiln_status kiln_graph_run(kiln_graph *g, int nfeeds,
+                                    const kiln_feed *feeds, int nfetch,
+                                    kiln_node *const *fetch,
+                                    kiln_tensor **out);
+/** Training mode (dropout on, batch norm with batch statistics) or
+ *  evaluation mode; a new graph is in evaluation mode. */
+KILN_API void kiln_graph_set_training(kiln_graph *g, int training);
+/** Fusion on or off for later runs; the default is on unless the
+ *  environment has KILN_FUSION=0. */
+KILN_API void kiln_graph_set_fusion(kiln_graph *g, int enabled);
+
+/** Runs counted so far.  Random nodes (dropout) draw from a Philox stream
+ *  offset by this count, so each run gets fresh masks. */
+KILN_API uint64_t kiln_graph_runs(const kiln_graph *g);
+/** Sets that count, e.g. to a checkpoint's global step when resuming, so a
+ *  resumed run draws the same masks as an uninterrupted one. */
+KILN_API void kiln_graph_set_runs(kiln_graph *g, uint64_t runs);
+
+/** What the last kiln_graph_run did. */
+typedef struct kiln_graph_stats {
+    uint64_t nodes;              /**< nodes computed (fused ones included)  */
+    uint64_t kernels;            /**< kernels enqueued                       */
+    uint64_t fused_kernels;      /**< of which generated fused kernels       */
+    uint64_t fused_nodes;        /**< nodes computed inside fused kernels    */
+    uint64_t peak_bytes;         /**< most intermediate bytes alive at once  */
+    uint64_t intermediate_bytes; /**< sum of every intermediate's bytes      */
+} kiln_graph_stats;
+
+KILN_API void kiln_graph_get_stats(const kiln_graph *g, kiln_graph_stats *out);
 
 #ifdef __cplusplus
 }

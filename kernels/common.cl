@@ -120,3 +120,95 @@ uint kiln_group_count(void)
 {
     return (uint)(get_num_groups(0) * get_num_groups(1) * get_num_groups(2));
 }
+
+/* ---- elementwise op bodies ------------------------------------------------
+ * One definition of each UNARY / BINARY op code (queue/kernels.h), used by
+ * elementwise.cl's kernels and by the fused kernels generated from a
+ * program (lib/opencl/cl_fused.c), so both give the same results.  With a
+ * constant op the compiler folds the switch away. */
+
+#if T_FLOAT
+T kiln_sigmoid(T x)
+{
+    /* Never exp() of a large positive number. */
+    if (x >= (T)0)
+        return (T)1 / ((T)1 + exp(-x));
+    T e = exp(x);
+    return e / ((T)1 + e);
+}
+
+T kiln_unary_op(int op, T x)
+{
+    switch (op) {
+    case 0: return -x;
+    case 1: return fabs(x);
+    case 2: return x * x;
+    case 3: return x > (T)0 ? x : (T)0;
+    case 4: return exp(x);
+    case 5: return log(x);
+    case 6: return sqrt(x);
+    case 7: return kiln_sigmoid(x);
+    case 8: return tanh(x);
+    }
+    return (T)NAN;
+}
+#else
+T kiln_unary_op(int op, T x)
+{
+    uint u = as_uint(x);
+    switch (op) {
+    case 0: return as_int(0u - u);
+    case 1: return x < 0 ? as_int(0u - u) : x;
+    case 2: return as_int(u * u);
+    case 3: return x > 0 ? x : 0;
+    }
+    return 0; /* float-only ops */
+}
+#endif
+
+#if T_FLOAT
+T kiln_binary_op(int op, T a, T b)
+{
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return isnan(a) || isnan(b) ? (T)NAN : (a < b ? a : b);
+    case 5: return isnan(a) || isnan(b) ? (T)NAN : (a > b ? a : b);
+    case 6: return pow(a, b);
+    case 7: return a == b ? (T)1 : (T)0;
+    case 8: return a != b ? (T)1 : (T)0;
+    case 9: return a < b ? (T)1 : (T)0;
+    case 10: return a <= b ? (T)1 : (T)0;
+    case 11: return a > b ? (T)1 : (T)0;
+    case 12: return a >= b ? (T)1 : (T)0;
+    }
+    return (T)NAN;
+}
+#else
+T kiln_binary_op(int op, T a, T b)
+{
+    uint ua = as_uint(a), ub = as_uint(b);
+    switch (op) {
+    case 0: return as_int(ua + ub);
+    case 1: return as_int(ua - ub);
+    case 2: return as_int(ua * ub);
+    case 3:
+        if (b == 0)
+            return 0;
+        if (a == INT_MIN && b == -1)
+            return INT_MIN;
+        return a / b;
+    case 4: return a < b ? a : b;
+    case 5: return a > b ? a : b;
+    case 7: return a == b;
+    case 8: return a != b;
+    case 9: return a < b;
+    case 10: return a <= b;
+    case 11: return a > b;
+    case 12: return a >= b;
+    }
+    return 0; /* POW is float only */
+}
+#endif

@@ -9,6 +9,9 @@
  * comparisons give 1 or 0 in T; float to int conversion maps NaN to 0,
  * saturates and truncates.
  *
+ * The op bodies (kiln_unary_op, kiln_binary_op) are in common.cl, shared
+ * with the generated fused kernels (lib/opencl/cl_fused.c).
+ *
  * Layout: one work-item per element, grid-stride over n, any grid.
  * Tunables: the workgroup size only (LOCAL_X/Y/Z); C0..C3 unused.
  */
@@ -97,52 +100,13 @@ typedef struct {
     uint pad[16];
 } unary_params;
 
-#if T_FLOAT
-T sigmoid(T x)
-{
-    /* Never exp() of a large positive number. */
-    if (x >= (T)0)
-        return (T)1 / ((T)1 + exp(-x));
-    T e = exp(x);
-    return e / ((T)1 + e);
-}
-
-T unary_op(int op, T x)
-{
-    switch (op) {
-    case 0: return -x;
-    case 1: return fabs(x);
-    case 2: return x * x;
-    case 3: return x > (T)0 ? x : (T)0;
-    case 4: return exp(x);
-    case 5: return log(x);
-    case 6: return sqrt(x);
-    case 7: return sigmoid(x);
-    case 8: return tanh(x);
-    }
-    return (T)NAN;
-}
-#else
-T unary_op(int op, T x)
-{
-    uint u = as_uint(x);
-    switch (op) {
-    case 0: return as_int(0u - u);
-    case 1: return x < 0 ? as_int(0u - u) : x;
-    case 2: return as_int(u * u);
-    case 3: return x > 0 ? x : 0;
-    }
-    return 0; /* float-only ops */
-}
-#endif
-
 /* Dense operands: one loop per op, chosen outside the loop, so each loop
  * body is branch-free and a CPU implementation (PoCL) vectorises it; the
  * op is not a build constant, which would multiply program builds. */
 #define DENSE_UNARY(OP)                                                     \
     case OP:                                                                \
         for (uint i = kiln_global_index(); i < n; i += kiln_global_count()) \
-            dst[i] = unary_op(OP, src[i]);                                  \
+            dst[i] = kiln_unary_op(OP, src[i]);                             \
         return;
 
 KILN_KERNEL void kiln_unary(__global const T *in, __global T *out,
@@ -165,7 +129,7 @@ KILN_KERNEL void kiln_unary(__global const T *in, __global T *out,
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {
         int src = p.off_in + kiln_offset((int)i, p.shape, p.stride_in);
-        out[p.off_out + (int)i] = unary_op(p.op, in[src]);
+        out[p.off_out + (int)i] = kiln_unary_op(p.op, in[src]);
     }
 }
 
@@ -177,58 +141,11 @@ typedef struct {
     uint pad[9];
 } binary_params;
 
-#if T_FLOAT
-T binary_op(int op, T a, T b)
-{
-    switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return isnan(a) || isnan(b) ? (T)NAN : (a < b ? a : b);
-    case 5: return isnan(a) || isnan(b) ? (T)NAN : (a > b ? a : b);
-    case 6: return pow(a, b);
-    case 7: return a == b ? (T)1 : (T)0;
-    case 8: return a != b ? (T)1 : (T)0;
-    case 9: return a < b ? (T)1 : (T)0;
-    case 10: return a <= b ? (T)1 : (T)0;
-    case 11: return a > b ? (T)1 : (T)0;
-    case 12: return a >= b ? (T)1 : (T)0;
-    }
-    return (T)NAN;
-}
-#else
-T binary_op(int op, T a, T b)
-{
-    uint ua = as_uint(a), ub = as_uint(b);
-    switch (op) {
-    case 0: return as_int(ua + ub);
-    case 1: return as_int(ua - ub);
-    case 2: return as_int(ua * ub);
-    case 3:
-        if (b == 0)
-            return 0;
-        if (a == INT_MIN && b == -1)
-            return INT_MIN;
-        return a / b;
-    case 4: return a < b ? a : b;
-    case 5: return a > b ? a : b;
-    case 7: return a == b;
-    case 8: return a != b;
-    case 9: return a < b;
-    case 10: return a <= b;
-    case 11: return a > b;
-    case 12: return a >= b;
-    }
-    return 0; /* POW is float only */
-}
-#endif
-
 /* As for unary: one branch-free loop per op on dense operands. */
 #define DENSE_BINARY(OP)                                                    \
     case OP:                                                                \
         for (uint i = kiln_global_index(); i < n; i += kiln_global_count()) \
-            po[i] = binary_op(OP, pa[i], pb[i]);                            \
+            po[i] = kiln_binary_op(OP, pa[i], pb[i]);                       \
         return;
 
 KILN_KERNEL void kiln_binary(__global const T *a, __global const T *b,
@@ -252,7 +169,7 @@ KILN_KERNEL void kiln_binary(__global const T *a, __global const T *b,
          i += kiln_global_count()) {
         int ia = p.off_a + kiln_offset((int)i, p.shape, p.stride_a);
         int ib = p.off_b + kiln_offset((int)i, p.shape, p.stride_b);
-        out[p.off_out + (int)i] = binary_op(p.op, a[ia], b[ib]);
+        out[p.off_out + (int)i] = kiln_binary_op(p.op, a[ia], b[ib]);
     }
 }
 

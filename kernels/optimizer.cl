@@ -33,6 +33,7 @@ typedef struct {
 
 KILN_KERNEL void kiln_optimizer(__global T *pw, __global const T *gw,
                                 __global T *s1w, __global T *s2w,
+                                __global const T *sw,
                                 const optimizer_params P)
 {
     optimizer_params q = P;
@@ -46,7 +47,12 @@ KILN_KERNEL void kiln_optimizer(__global T *pw, __global const T *gw,
     T omb1 = T_FROM_BITS(q.omb1_lo, q.omb1_hi);
     T omb2 = T_FROM_BITS(q.omb2_lo, q.omb2_hi);
     T omrho = T_FROM_BITS(q.omrho_lo, q.omrho_hi);
-    int kind = q.kind;
+    if (q.kind & 0x100) { /* device scalars (kernels_optimizer.h) */
+        lr = sw[q.lr_lo];
+        bc1 = sw[q.lr_lo + 1];
+        bc2 = sw[q.lr_lo + 2];
+    }
+    int kind = q.kind & 0xff;
     int has1 = kind != OPT_SGD;
     int has2 = kind == OPT_ADAM || kind == OPT_ADAMW || kind == OPT_ADADELTA;
     for (uint i = kiln_global_index(); i < (uint)q.n;

@@ -28,6 +28,7 @@ struct kiln_context {
     kiln_context_stats stats;
     uint64_t validation_messages;
     int recording;                  /* inside kiln_recording_begin/end     */
+    uint64_t capture_serial;        /* which capture (storages born in it) */
     uint64_t stats_at_record;       /* dispatches when recording began     */
     /* Storages freed while recording: the capture still reads and writes
      * them, so they live until the recording is freed. */

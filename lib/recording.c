@@ -34,6 +34,7 @@ kiln_status kiln_recording_begin(kiln_context *ctx)
         return kiln__error(ctx, s, "kiln_recording_begin: %s",
                            kiln_status_string(s));
     ctx->recording = 1;
+    ctx->capture_serial++;
     ctx->stats_at_record = ctx->stats.dispatches;
     return KILN_OK;
 }

@@ -88,6 +88,35 @@ static kiln_status check_shape(kiln_context *ctx, const char *call, int ndim,
     return KILN_OK;
 }
 
+/*
+ * Memory freed earlier in the same capture, for a new tensor of @bytes
+ * (best fit, at most 4x larger).  Replays run the capture in order, so a
+ * later kernel may take over bytes an earlier one is done with (in-order
+ * OpenCL queue; the Vulkan hazard tracker records the barrier), and a
+ * recorded step needs its peak of live temporaries, not their sum.  Only
+ * storages born in this capture qualify: one that existed before holds
+ * data the capture's first kernels read again on every replay.
+ */
+static kiln_storage *take_kept(kiln_context *ctx, size_t bytes)
+{
+    kiln_storage **best = NULL;
+    for (kiln_storage **p = &ctx->kept; *p; p = &(*p)->next_kept) {
+        kiln_storage *st = *p;
+        if (st->born_in_capture != ctx->capture_serial || !st->alloc ||
+            st->alloc->size < bytes || st->alloc->size > 4 * bytes + 256)
+            continue;
+        if (!best || st->alloc->size < (*best)->alloc->size)
+            best = p;
+    }
+    if (!best)
+        return NULL;
+    kiln_storage *st = *best;
+    *best = st->next_kept;
+    st->next_kept = NULL;
+    st->refs = 1;
+    return st;
+}
+
 kiln_tensor *kiln__tensor_alloc(kiln_context *ctx, const char *call,
                                 kiln_dtype dtype, int ndim,
                                 const int64_t *shape)
@@ -115,6 +144,13 @@ kiln_tensor *kiln__tensor_alloc(kiln_context *ctx, const char *call,
                                 "%s: out of host memory", call);
     }
     size_t bytes = (size_t)kiln__numel(ndim, shape) * kiln_dtype_size(dtype);
+    kiln_storage *reused = ctx->recording && bytes ? take_kept(ctx, bytes)
+                                                   : NULL;
+    if (reused) {
+        free(st);
+        st = reused; /* keeps its context reference */
+        goto ready;
+    }
     kiln_status s;
     st->alloc = kiln_suballoc_alloc(&ctx->alloc, bytes, &s);
     if (!st->alloc) {
@@ -130,7 +166,9 @@ kiln_tensor *kiln__tensor_alloc(kiln_context *ctx, const char *call,
     }
     st->ctx = ctx;
     st->refs = 1;
+    st->born_in_capture = ctx->recording ? ctx->capture_serial : 0;
     kiln__context_retain(ctx);
+ready:
     t->ctx = ctx;
     t->storage = st;
     t->dtype = dtype;

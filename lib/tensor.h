@@ -12,6 +12,8 @@ typedef struct kiln_storage {
     kiln_allocation *alloc;     /* NULL after the context was destroyed    */
     int refs;
     struct kiln_storage *next_kept; /* chain of storages a recording keeps */
+    uint64_t born_in_capture;       /* ctx->capture_serial when allocated
+                                       while recording, else 0          */
 } kiln_storage;
 
 struct kiln_tensor {

@@ -6,12 +6,14 @@
  * Integers: wrapping arithmetic, DIV truncates, x/0 = 0, INT_MIN/-1 =
  * INT_MIN; POW is float only.  Floats: MIN/MAX give NaN when either operand
  * is NaN; POW follows C (common.glsl).  Comparisons give 1 or 0 in T.
+ * The op bodies are in elementwise_ops.glsl (shared with fused.comp).
  * Binding 0: a, 1: b, 2: out.  Grid-stride over n in x.  Tunables:
  * workgroup size only.
  */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "elementwise_ops.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer A { T d[]; } a_;
 layout(std430, set = 0, binding = 1) readonly buffer B { T d[]; } b_;
@@ -28,55 +30,20 @@ layout(push_constant, std430) uniform Params {
     int stride_b[KILN_KDIMS];
 } p;
 
-T divide(T a, T b)
-{
-#if defined(T_I32)
-    if (b == 0)
-        return 0;
-    if (a == KILN_INT_MIN && b == -1)
-        return KILN_INT_MIN;
-#endif
-    return a / b;
-}
-
-T apply(int op, T a, T b)
-{
-    switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return divide(a, b);
-#if defined(T_I32)
-    case 4: return a < b ? a : b;
-    case 5: return a > b ? a : b;
-#else
-    case 4: return T_ISNAN(a) || T_ISNAN(b) ? T_NAN : (a < b ? a : b);
-    case 5: return T_ISNAN(a) || T_ISNAN(b) ? T_NAN : (a > b ? a : b);
-    case 6: return kiln_pow(a, b);
-#endif
-    case 7: return T(a == b);
-    case 8: return T(!(a == b)); /* NaN != NaN, as in C */
-    case 9: return T(a < b);
-    case 10: return T(a <= b);
-    case 11: return T(a > b);
-    case 12: return T(a >= b);
-    }
-    return T(0);
-}
-
 /* Dense operands skip the index decomposition. */
 void main()
 {
     if (kiln_is_dense(p.shape, p.stride_a) &&
         kiln_is_dense(p.shape, p.stride_b)) {
         KILN_FOR_EACH(i, p.n)
-            out_.d[p.off_out + int(i)] = apply(p.op, a_.d[p.off_a + int(i)],
-                                              b_.d[p.off_b + int(i)]);
+            out_.d[p.off_out + int(i)] =
+                kiln_binary_apply(p.op, a_.d[p.off_a + int(i)],
+                                  b_.d[p.off_b + int(i)]);
         return;
     }
     KILN_FOR_EACH(i, p.n) {
         T a = a_.d[p.off_a + kiln_offset(i, p.shape, p.stride_a)];
         T b = b_.d[p.off_b + kiln_offset(i, p.shape, p.stride_b)];
-        out_.d[p.off_out + int(i)] = apply(p.op, a, b);
+        out_.d[p.off_out + int(i)] = kiln_binary_apply(p.op, a, b);
     }
 }

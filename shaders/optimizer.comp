@@ -11,7 +11,8 @@
  * becoming an fma, so plain SGD in f64 matches the host bit for bit.
  * Layout: p, g, s1, s2 dense from their offsets; one invocation per
  * element, grid-stride over n in x.  Bindings 0: p, 1: g, 2: s1, 3: s2 (a
- * kind without state gets g bound there and never touches it).
+ * kind without state gets g bound there and never touches it), 4: the
+ * device scalars (g again when they come in the push constants).
  * Tunables: workgroup size only.  Variants: f32, f64.
  */
 #version 450
@@ -22,6 +23,7 @@ layout(std430, set = 0, binding = 0) buffer P { T d[]; } pw;
 layout(std430, set = 0, binding = 1) readonly buffer G { T d[]; } gw;
 layout(std430, set = 0, binding = 2) buffer S1 { T d[]; } s1w;
 layout(std430, set = 0, binding = 3) buffer S2 { T d[]; } s2w;
+layout(std430, set = 0, binding = 4) readonly buffer SW { T d[]; } sw;
 
 layout(push_constant, std430) uniform Params {
     int n, kind, off_p, off_g, off_s1, off_s2;
@@ -52,7 +54,12 @@ void main()
     T omb1 = T_FROM_BITS(q.omb1_lo, q.omb1_hi);
     T omb2 = T_FROM_BITS(q.omb2_lo, q.omb2_hi);
     T omrho = T_FROM_BITS(q.omrho_lo, q.omrho_hi);
-    int kind = q.kind;
+    if ((q.kind & 0x100) != 0) { /* device scalars (kernels_optimizer.h) */
+        lr = sw.d[q.lr_lo];
+        bc1 = sw.d[q.lr_lo + 1];
+        bc2 = sw.d[q.lr_lo + 2];
+    }
+    int kind = q.kind & 0xff;
     bool has1 = kind != OPT_SGD;
     bool has2 = kind == OPT_ADAM || kind == OPT_ADAMW || kind == OPT_ADADELTA;
     KILN_FOR_EACH(i, q.n) {

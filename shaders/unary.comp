@@ -4,12 +4,14 @@
  * Ops (enum kiln_unary_op): NEG ABS SQUARE RELU for every type; EXP LOG
  * SQRT SIGMOID TANH for float types only (the double versions are in
  * common.glsl).  Integers wrap like the C reference's unsigned arithmetic.
+ * The op bodies are in elementwise_ops.glsl (shared with fused.comp).
  * Binding 0: in, 1: out.  Grid-stride over n in x.  Tunables: workgroup
  * size only.
  */
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "elementwise_ops.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer In { T d[]; } in_;
 layout(std430, set = 0, binding = 1) writeonly buffer Out { T d[]; } out_;
@@ -23,37 +25,17 @@ layout(push_constant, std430) uniform Params {
     int stride_in[KILN_KDIMS];
 } p;
 
-T apply(int op, T x)
-{
-    switch (op) {
-    case 0: return -x;
-#if defined(T_I32)
-    case 1: return x < 0 ? -x : x;
-#else
-    case 1: return abs(x);
-#endif
-    case 2: return x * x;
-    case 3: return x > T(0) ? x : T(0);
-#if !defined(T_I32)
-    case 4: return kiln_exp(x);
-    case 5: return kiln_log(x);
-    case 6: return kiln_sqrt(x);
-    case 7: return kiln_sigmoid(x);
-    case 8: return kiln_tanh(x);
-#endif
-    }
-    return T(0);
-}
-
 /* Dense operands skip the index decomposition. */
 void main()
 {
     if (kiln_is_dense(p.shape, p.stride_in)) {
         KILN_FOR_EACH(i, p.n)
-            out_.d[p.off_out + int(i)] = apply(p.op, in_.d[p.off_in + int(i)]);
+            out_.d[p.off_out + int(i)] =
+                kiln_unary_apply(p.op, in_.d[p.off_in + int(i)]);
         return;
     }
     KILN_FOR_EACH(i, p.n)
         out_.d[p.off_out + int(i)] =
-            apply(p.op, in_.d[p.off_in + kiln_offset(i, p.shape, p.stride_in)]);
+            kiln_unary_apply(p.op, in_.d[p.off_in +
+                                         kiln_offset(i, p.shape, p.stride_in)]);
 }

@@ -82,6 +82,21 @@ static inline kiln_context *harness_open(const char *spec, uint32_t guard)
     return ctx;
 }
 
+/* The end of a test on @ctx: guard bytes intact, no validation messages,
+ * no device allocation left; destroys @ctx and returns harness_exit(). */
+static inline int harness_close(kiln_context *ctx)
+{
+    CHECK(kiln_check_guards(ctx) == KILN_OK, "guard bytes intact: %s",
+          kiln_error_message(ctx));
+    CHECK(kiln_validation_message_count(ctx) == 0, "no validation messages");
+    kiln_context_stats cs;
+    kiln_context_get_stats(ctx, &cs);
+    CHECK(cs.live_allocations == 0, "nothing leaks: %llu live allocations",
+          (unsigned long long)cs.live_allocations);
+    kiln_context_destroy(ctx);
+    return harness_exit();
+}
+
 /* Deterministic random numbers (splitmix64), the same on every machine. */
 typedef struct { uint64_t s; } harness_rng;
 

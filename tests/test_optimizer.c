@@ -564,6 +564,138 @@ static void test_init(kiln_dtype t)
     report(t == KILN_F64 ? "init f64 normal" : "init f32 normal", &near);
 }
 
+/* Twelve parameters in one first step (the state table grows past its
+ * first capacity mid-call) update exactly like twelve separate steps. */
+static void test_many_params(kiln_dtype t)
+{
+    enum { N = 12 };
+    kiln_tensor *pa[N], *pb[N], *g[N];
+    kiln_optimizer_config cfg = {.kind = KILN_OPT_ADAM, .lr = 0.1};
+    kiln_optimizer *oa = kiln_optimizer_new(dev, &cfg);
+    kiln_optimizer *ob[N];
+    for (int i = 0; i < N; i++) {
+        int64_t shape[1] = {3 + i};
+        pa[i] = kiln_tensor_new(dev, t, 1, shape);
+        pb[i] = kiln_tensor_new(dev, t, 1, shape);
+        g[i] = kiln_tensor_new(dev, t, 1, shape);
+        kiln_fill(pa[i], 1 + i);
+        kiln_fill(pb[i], 1 + i);
+        kiln_fill(g[i], 0.5 - 0.1 * i);
+        ob[i] = kiln_optimizer_new(dev, &cfg);
+    }
+    CHECK(kiln_optimizer_step(oa, N, pa, g, -1) == KILN_OK,
+          "12 parameters in one step: %s", kiln_error_message(dev));
+    int same = 1;
+    for (int i = 0; i < N; i++) {
+        kiln_optimizer_step(ob[i], 1, &pb[i], &g[i], -1);
+        double a[16], b[16];
+        kiln_tensor *ca = kiln_cast(pa[i], KILN_F64);
+        kiln_tensor *cb = kiln_cast(pb[i], KILN_F64);
+        kiln_tensor_read(ca, a, sizeof(double) * (size_t)(3 + i));
+        kiln_tensor_read(cb, b, sizeof(double) * (size_t)(3 + i));
+        same &= memcmp(a, b, sizeof(double) * (size_t)(3 + i)) == 0;
+        kiln_tensor_free(ca);
+        kiln_tensor_free(cb);
+        kiln_optimizer_free(ob[i]);
+        kiln_tensor_free(pa[i]);
+        kiln_tensor_free(pb[i]);
+        kiln_tensor_free(g[i]);
+    }
+    CHECK(same, "%s: one 12-parameter step = 12 one-parameter steps",
+          kiln_dtype_name(t));
+    kiln_optimizer_free(oa);
+}
+
+/* A recorded step (kiln_optimizer_begin_step + capture) replayed for steps
+ * 2..6 gives bit for bit the parameters and state of eager steps, for
+ * every kind (Adam's bias corrections change every step). */
+static void test_recorded_steps(kiln_dtype t)
+{
+    const int64_t shape[1] = {37};
+    float f[37];
+    double dv[37];
+    for (int i = 0; i < 37; i++)
+        dv[i] = 0.1 * ((i * 13) % 17) - 0.8;
+    for (int i = 0; i < 37; i++)
+        f[i] = (float)dv[i];
+    const void *init = t == KILN_F64 ? (const void *)dv : (const void *)f;
+    size_t bytes = 37 * kiln_dtype_size(t);
+    for (int kind = KILN_OPT_SGD; kind <= KILN_OPT_ADADELTA; kind++) {
+        kiln_optimizer_config cfg = {.kind = kind, .lr = 0.05,
+                                     .weight_decay = 0.01};
+        kiln_tensor *p[2], *g = kiln_tensor_from_data(dev, t, 1, shape, init,
+                                                      bytes);
+        kiln_optimizer *o[2];
+        for (int k = 0; k < 2; k++) {
+            p[k] = kiln_tensor_from_data(dev, t, 1, shape, init, bytes);
+            o[k] = kiln_optimizer_new(dev, &cfg);
+            kiln_optimizer_step(o[k], 1, &p[k], &g, 0.05); /* step 1 */
+        }
+        for (int step = 2; step <= 6; step++)
+            kiln_optimizer_step(o[0], 1, &p[0], &g, 0.05 / step);
+        CHECK(kiln_optimizer_begin_step(o[1], 0.05 / 2) == KILN_OK,
+              "begin_step: %s", kiln_error_message(dev));
+        kiln_recording_begin(dev);
+        kiln_optimizer_step_prepared(o[1], 1, &p[1], &g);
+        kiln_recording *rec = kiln_recording_end(dev);
+        CHECK(rec && kiln_recording_dispatches(rec) == 1,
+              "kind %d: the step records one kernel", kind);
+        kiln_recording_replay(rec);
+        for (int step = 3; step <= 6; step++) {
+            kiln_optimizer_begin_step(o[1], 0.05 / step);
+            kiln_recording_replay(rec);
+        }
+        /* An ordinary step after replays uses its own values. */
+        kiln_optimizer_step(o[0], 1, &p[0], &g, 0.05 / 7);
+        kiln_optimizer_step(o[1], 1, &p[1], &g, 0.05 / 7);
+        unsigned char a[37 * 8], b[37 * 8];
+        kiln_tensor_read(p[0], a, bytes);
+        kiln_tensor_read(p[1], b, bytes);
+        CHECK(memcmp(a, b, bytes) == 0 &&
+                  kiln_optimizer_steps(o[0]) == kiln_optimizer_steps(o[1]),
+              "%s kind %d: 5 replays + 1 step = 6 eager steps, bit for bit "
+              "(steps %lld / %lld)", kiln_dtype_name(t), kind,
+              (long long)kiln_optimizer_steps(o[0]),
+              (long long)kiln_optimizer_steps(o[1]));
+        kiln_tensor *st0[2] = {NULL, NULL}, *st1[2] = {NULL, NULL};
+        int ns = kiln_optimizer_state(o[0], p[0], st0, 2);
+        kiln_optimizer_state(o[1], p[1], st1, 2);
+        for (int k = 0; k < ns; k++) {
+            kiln_tensor_read(st0[k], a, bytes);
+            kiln_tensor_read(st1[k], b, bytes);
+            CHECK(memcmp(a, b, bytes) == 0, "kind %d: state %d equal", kind,
+                  k);
+        }
+        kiln_recording_free(rec);
+        for (int k = 0; k < 2; k++) {
+            kiln_optimizer_free(o[k]);
+            kiln_tensor_free(p[k]);
+        }
+        kiln_tensor_free(g);
+    }
+    /* Misuse: begin_step inside a capture; a first step inside a capture. */
+    kiln_optimizer *o = kiln_optimizer_new(
+        dev, &(kiln_optimizer_config){.kind = KILN_OPT_ADAM});
+    kiln_tensor *p = kiln_tensor_new(dev, t, 1, shape);
+    kiln_fill(p, 1);
+    kiln_recording_begin(dev);
+    CHECK(kiln_optimizer_begin_step(o, -1) == KILN_ERROR_INVALID_ARGUMENT,
+          "begin_step is refused inside a capture");
+    kiln_clear_error(dev);
+    CHECK(kiln_optimizer_step_prepared(o, 1, &p, &p) != KILN_OK,
+          "step_prepared without begin_step is refused");
+    kiln_clear_error(dev);
+    CHECK(kiln_optimizer_step(o, 1, &p, &p, -1) != KILN_OK &&
+              strstr(kiln_error_message(dev), "first step"),
+          "a first step inside a capture is refused: %s",
+          kiln_error_message(dev));
+    kiln_clear_error(dev);
+    kiln_recording_free(kiln_recording_end(dev));
+    kiln_clear_error(dev);
+    kiln_optimizer_free(o);
+    kiln_tensor_free(p);
+}
+
 int main(int argc, char **argv)
 {
     dev = harness_open(harness_device(argc, argv), 64);
@@ -576,6 +708,8 @@ int main(int argc, char **argv)
         test_set_steps(types[i]);
         test_clip(types[i]);
         test_init(types[i]);
+        test_recorded_steps(types[i]);
+        test_many_params(types[i]);
     }
     if (have_f64)
         test_course_gd();

@@ -4,11 +4,15 @@
  *   - GEMM (f32) in GFLOP/s against CLBlast's SGEMM on the same OpenCL
  *     device (when the device is an OpenCL one and CLBlast is available);
  *   - elementwise kernels in GB/s against the driver's own buffer copy
- *     (the memory-copy ceiling: clEnqueueCopyBuffer / vkCmdCopyBuffer).
+ *     (the memory-copy ceiling: clEnqueueCopyBuffer / vkCmdCopyBuffer);
+ *   - the graph scheduler: a 5-op elementwise chain fused vs unfused (time
+ *     ratio, effective GB/s = the chain's minimum traffic / time, against
+ *     the same copy ceiling) and kernels per LeNet-5 training step fused
+ *     vs unfused.
  * Ratios, not absolute numbers, are what compare across machines.
  *
  * usage: kiln-bench [--device SPEC] [--sizes 256,512,1024] [--repeat N]
- *                   [--mib N]
+ *                   [--mib N] [--only gemm|bandwidth|fusion]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,9 +211,169 @@ static void bench_bandwidth(kiln_context *ctx, int mib, int reps)
     kiln_tensor_free(b);
 }
 
+/* A variable of @shape with small deterministic values. */
+static kiln_node *bench_param(kiln_graph *g, kiln_context *ctx, int ndim,
+                              const int64_t *shape, uint64_t seed)
+{
+    kiln_tensor *t = kiln_tensor_new(ctx, KILN_F32, ndim, shape);
+    kiln_init(t, ndim > 1 ? KILN_INIT_XAVIER_UNIFORM : KILN_INIT_ZEROS, 0, 0,
+              seed, 0);
+    kiln_node *v = kiln_g_variable(g, "p", t);
+    kiln_tensor_free(t);
+    return v;
+}
+
+/* LeNet-5 on 28x28 digits, batch 64: conv5x5x6 SAME, relu, pool 2,
+ * conv5x5x16, relu, pool 2, dense 120, relu, dense 84, relu, dense 10,
+ * softmax cross-entropy; one training step = loss + every gradient. */
+static void bench_lenet_kernels(kiln_context *ctx)
+{
+    uint64_t kernels[2] = {0, 0}, fused_kernels = 0, peak[2] = {0, 0},
+             all[2] = {0, 0};
+    double secs[2] = {0, 0};
+    for (int fused = 0; fused <= 1; fused++) {
+        kiln_graph *g = kiln_graph_new(ctx);
+        kiln_graph_set_fusion(g, fused);
+        kiln_node *x = kiln_g_input(g, "x", KILN_F32, 4,
+                                    (int64_t[]){-1, 1, 28, 28});
+        kiln_node *y = kiln_g_input(g, "y", KILN_I32, 1, (int64_t[]){-1});
+        kiln_node *p[10] = {
+            bench_param(g, ctx, 4, (int64_t[]){6, 1, 5, 5}, 1),
+            bench_param(g, ctx, 1, (int64_t[]){6}, 0),
+            bench_param(g, ctx, 4, (int64_t[]){16, 6, 5, 5}, 2),
+            bench_param(g, ctx, 1, (int64_t[]){16}, 0),
+            bench_param(g, ctx, 2, (int64_t[]){400, 120}, 3),
+            bench_param(g, ctx, 2, (int64_t[]){1, 120}, 0),
+            bench_param(g, ctx, 2, (int64_t[]){120, 84}, 4),
+            bench_param(g, ctx, 2, (int64_t[]){1, 84}, 0),
+            bench_param(g, ctx, 2, (int64_t[]){84, 10}, 5),
+            bench_param(g, ctx, 2, (int64_t[]){1, 10}, 0)};
+        kiln_conv2d_params same = {.mode = KILN_PAD_SAME};
+        kiln_pool2d_params pool = {.kernel = {2, 2}};
+        kiln_node *h = kiln_g_relu(kiln_g_conv2d(x, p[0], p[1], &same));
+        h = kiln_g_max_pool2d(h, &pool);
+        h = kiln_g_relu(kiln_g_conv2d(h, p[2], p[3], NULL));
+        h = kiln_g_flatten(kiln_g_max_pool2d(h, &pool), 1, 3);
+        h = kiln_g_relu(kiln_g_add(kiln_g_matmul(h, p[4]), p[5]));
+        h = kiln_g_relu(kiln_g_add(kiln_g_matmul(h, p[6]), p[7]));
+        kiln_node *logits = kiln_g_add(kiln_g_matmul(h, p[8]), p[9]);
+        kiln_node *loss = kiln_g_softmax_cross_entropy(logits, y);
+        kiln_node *fetch[11];
+        fetch[0] = loss;
+        kiln_g_gradients(loss, 10, p, fetch + 1);
+        kiln_tensor *xv = kiln_tensor_new(ctx, KILN_F32, 4,
+                                          (int64_t[]){64, 1, 28, 28});
+        kiln_random_uniform(xv, 7, 0, 0, 1);
+        int32_t labels[64];
+        for (int i = 0; i < 64; i++)
+            labels[i] = i % 10;
+        kiln_tensor *yv = kiln_tensor_from_data(ctx, KILN_I32, 1,
+                                                (int64_t[]){64}, labels,
+                                                sizeof labels);
+        kiln_feed feeds[2] = {{x, xv}, {y, yv}};
+        kiln_tensor *out[11];
+        int reps = 3;
+        for (int r = 0; r <= reps; r++) {
+            if (r == 1) {
+                kiln_finish(ctx);
+                secs[fused] = now();
+            }
+            if (kiln_graph_run(g, 2, feeds, 11, fetch, out) != KILN_OK)
+                break;
+            for (int i = 0; i < 11; i++)
+                kiln_tensor_free(out[i]);
+        }
+        kiln_finish(ctx);
+        secs[fused] = (now() - secs[fused]) / reps;
+        kiln_graph_stats st;
+        kiln_graph_get_stats(g, &st);
+        kernels[fused] = st.kernels;
+        peak[fused] = st.peak_bytes;
+        all[fused] = st.intermediate_bytes;
+        if (fused)
+            fused_kernels = st.fused_kernels;
+        kiln_tensor_free(xv);
+        kiln_tensor_free(yv);
+        kiln_graph_free(g);
+    }
+    if (kiln_status_of(ctx) != KILN_OK)
+        return;
+    printf("LeNet-5 training step (batch 64, forward + loss + gradients):\n");
+    for (int fused = 1; fused >= 0; fused--)
+        printf("  %-8s %4llu kernels%s %8.2f ms   peak %6.2f MiB of %6.2f MiB "
+               "intermediates\n", fused ? "fused" : "unfused",
+               (unsigned long long)kernels[fused],
+               "",
+               secs[fused] * 1e3, peak[fused] / 1048576.0,
+               all[fused] / 1048576.0);
+    printf("  generated fused kernels in the fused step: %llu\n",
+           (unsigned long long)fused_kernels);
+}
+
+/* The 5-op chain ((x * y + 1) relu * 0.5 - y): reads x and y, writes the
+ * result, so its least traffic is 3 values per element. */
+static kiln_node *chain5(kiln_node *x, kiln_node *y)
+{
+    kiln_node *a = kiln_g_add_scalar(kiln_g_mul(x, y), 1.0);
+    return kiln_g_sub(kiln_g_scale(kiln_g_relu(a), 0.5), y);
+}
+
+static void bench_fusion(kiln_context *ctx, int mib, int reps)
+{
+    int64_t n = (int64_t)mib * 1024 * 1024 / 4;
+    kiln_tensor *xv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
+    kiln_tensor *yv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
+    kiln_fill(xv, 1.5);
+    kiln_fill(yv, -0.25);
+    size_t bytes = (size_t)n * 4;
+    double ceiling = xv && yv ? copy_ceiling(ctx, xv, yv, bytes, reps) : 0;
+    double secs[2] = {0, 0};
+    uint64_t kernels[2] = {0, 0};
+    for (int fused = 0; fused <= 1 && ceiling > 0; fused++) {
+        kiln_graph *g = kiln_graph_new(ctx);
+        kiln_graph_set_fusion(g, fused);
+        kiln_node *x = kiln_g_input(g, "x", KILN_F32, 1, &n);
+        kiln_node *y = kiln_g_input(g, "y", KILN_F32, 1, &n);
+        kiln_node *out = chain5(x, y);
+        kiln_feed feeds[2] = {{x, xv}, {y, yv}};
+        kiln_tensor *r = NULL;
+        kiln_graph_run(g, 2, feeds, 1, &out, &r); /* build, warm up */
+        kiln_tensor_free(r);
+        kiln_finish(ctx);
+        double t0 = now();
+        for (int i = 0; i < reps; i++) {
+            kiln_graph_run(g, 2, feeds, 1, &out, &r);
+            kiln_tensor_free(r);
+        }
+        kiln_finish(ctx);
+        secs[fused] = (now() - t0) / reps;
+        kiln_graph_stats st;
+        kiln_graph_get_stats(g, &st);
+        kernels[fused] = st.kernels;
+        kiln_graph_free(g);
+    }
+    if (kiln_status_of(ctx) == KILN_OK && ceiling > 0) {
+        double traffic = 3.0 * (double)bytes;
+        printf("5-op chain f32, %d MiB per operand (copy ceiling %.2f GB/s):\n",
+               mib, ceiling * 1e-9);
+        for (int fused = 1; fused >= 0; fused--)
+            printf("  %-8s %3llu kernels %9.3f ms  effective %8.2f GB/s   "
+                   "of ceiling %.2f\n", fused ? "fused" : "unfused",
+                   (unsigned long long)kernels[fused], secs[fused] * 1e3,
+                   traffic / secs[fused] * 1e-9,
+                   traffic / secs[fused] / ceiling);
+        printf("  fused/unfused time ratio %.3f (speed-up %.2fx)\n",
+               secs[1] / secs[0], secs[0] / secs[1]);
+    }
+    kiln_tensor_free(xv);
+    kiln_tensor_free(yv);
+    bench_lenet_kernels(ctx);
+}
+
 int main(int argc, char **argv)
 {
     const char *device = NULL, *sizes = "256,512,1024";
+    const char *only = NULL;
     int reps = 5, mib = 64;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc)
@@ -220,9 +384,12 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--mib") && i + 1 < argc)
             mib = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
             printf("usage: %s [--device SPEC] [--sizes 256,512,1024] "
-                   "[--repeat N] [--mib N]\n", argv[0]);
+                   "[--repeat N] [--mib N] [--only gemm|bandwidth|fusion]\n",
+                   argv[0]);
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }
@@ -236,8 +403,12 @@ int main(int argc, char **argv)
     const kiln_device_info *d = kiln_context_device(ctx);
     printf("device: %s [%s, %s, %s]\n", d->name, kiln_backend_name(d->backend),
            kiln_device_type_name(d->type), d->driver_version);
-    bench_gemm(ctx, sizes, reps);
-    bench_bandwidth(ctx, mib, reps);
+    if (!only || !strcmp(only, "gemm"))
+        bench_gemm(ctx, sizes, reps);
+    if (!only || !strcmp(only, "bandwidth"))
+        bench_bandwidth(ctx, mib, reps);
+    if (!only || !strcmp(only, "fusion"))
+        bench_fusion(ctx, mib, reps);
     int rc = kiln_status_of(ctx) == KILN_OK ? 0 : 1;
     if (rc)
         fprintf(stderr, "kiln-bench: %s\n", kiln_error_message(ctx));

@@ -251,6 +251,19 @@ static void run_select(const kiln_dispatch *d, void *const *base)
     }
 }
 
+/* The scalar ops for the fused kernel (cpu_fused.c), so a fused chain
+ * computes exactly what run_unary / run_binary do. */
+double kiln_cpu_unary_float(int op, double x) { return unary_float(op, x); }
+int32_t kiln_cpu_unary_int(int op, int32_t x) { return unary_int(op, x); }
+double kiln_cpu_binary_float(int op, double a, double b)
+{
+    return binary_float(op, a, b);
+}
+int32_t kiln_cpu_binary_int(int op, int32_t a, int32_t b)
+{
+    return binary_int(op, a, b);
+}
+
 kiln_status kiln_cpu_run(const kiln_dispatch *d, void *const *base)
 {
     switch (d->kernel) {
@@ -281,6 +294,7 @@ kiln_status kiln_cpu_run(const kiln_dispatch *d, void *const *base)
     case KILN_K_SOFTMAX_XENT: kiln_cpu_softmax_xent(d, base); return KILN_OK;
     case KILN_K_RANDOM: kiln_cpu_random(d, base); return KILN_OK;
     case KILN_K_OPTIMIZER: kiln_cpu_optimizer(d, base); return KILN_OK;
+    case KILN_K_FUSED: return kiln_cpu_fused(d, base);
     default: break; /* a kernel this backend lacks */
     }
     return KILN_ERROR_UNSUPPORTED;

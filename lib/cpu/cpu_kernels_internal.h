@@ -43,4 +43,14 @@ void kiln_cpu_random(const kiln_dispatch *d, void *const *base);
 /* cpu_optimizer.c */
 void kiln_cpu_optimizer(const kiln_dispatch *d, void *const *base);
 
+/* The scalar UNARY / BINARY ops of cpu_kernels.c: f32 and f64 computed in
+ * double (round an f32 result once), i32 wrapping. */
+double kiln_cpu_unary_float(int op, double x);
+int32_t kiln_cpu_unary_int(int op, int32_t x);
+double kiln_cpu_binary_float(int op, double a, double b);
+int32_t kiln_cpu_binary_int(int op, int32_t a, int32_t b);
+
+/* cpu_fused.c; KILN_ERROR_INVALID_ARGUMENT for a malformed program. */
+kiln_status kiln_cpu_fused(const kiln_dispatch *d, void *const *base);
+
 #endif

@@ -88,18 +88,24 @@ void kiln_cpu_optimizer(const kiln_dispatch *d, void *const *base)
     const kiln_optimizer_params *p = (const void *)d->params;
     opt_scalars c = scalars(d);
     kiln_dtype t = d->dtype;
+    int kind = p->kind & KILN_OPT_KIND_MASK;
+    if (p->kind & KILN_OPT_DEVICE_SCALARS) {
+        c.lr = kiln_cpu_load(base[4], t, p->lr_lo);
+        c.bc1 = kiln_cpu_load(base[4], t, p->lr_lo + 1);
+        c.bc2 = kiln_cpu_load(base[4], t, p->lr_lo + 2);
+    }
     for (int64_t i = 0; i < p->n; i++) {
         double w = kiln_cpu_load(base[0], t, p->off_p + i);
         double g = kiln_cpu_load(base[1], t, p->off_g + i);
         double s1 = 0, s2 = 0;
-        int has1 = p->kind != KILN_OPT_SGD;
-        int has2 = p->kind == KILN_OPT_ADAM || p->kind == KILN_OPT_ADAMW ||
-                   p->kind == KILN_OPT_ADADELTA;
+        int has1 = kind != KILN_OPT_SGD;
+        int has2 = kind == KILN_OPT_ADAM || kind == KILN_OPT_ADAMW ||
+                   kind == KILN_OPT_ADADELTA;
         if (has1)
             s1 = kiln_cpu_load(base[2], t, p->off_s1 + i);
         if (has2)
             s2 = kiln_cpu_load(base[3], t, p->off_s2 + i);
-        update(p->kind, &c, &w, g, &s1, &s2);
+        update(kind, &c, &w, g, &s1, &s2);
         kiln_cpu_store(base[0], t, p->off_p + i, w);
         if (has1)
             kiln_cpu_store(base[2], t, p->off_s1 + i, s1);

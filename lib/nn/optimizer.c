@@ -29,6 +29,9 @@ struct kiln_optimizer {
     kiln_context *ctx;
     kiln_optimizer_config cfg;    /* defaults filled in                   */
     int64_t steps;
+    /* kiln_optimizer_begin_step: [lr, bc1, bc2] per float dtype on the
+     * device, read by kiln_optimizer_step_prepared. */
+    kiln_tensor *scalars[2];      /* f32, f64                              */
     opt_entry *entries;
     int count, capacity;
 };
@@ -142,6 +145,8 @@ void kiln_optimizer_free(kiln_optimizer *opt)
         return;
     for (int i = 0; i < opt->count; i++)
         entry_clear(&opt->entries[i]);
+    kiln_tensor_free(opt->scalars[0]);
+    kiln_tensor_free(opt->scalars[1]);
     free(opt->entries);
     free(opt);
 }
@@ -179,6 +184,14 @@ static opt_entry *state_for(kiln_optimizer *opt, const char *call,
     for (int i = 0; i < state_count(opt->cfg.kind); i++) {
         if (e->state[i])
             continue;
+        /* Zeroing the state inside a capture would zero it on every
+         * replay. */
+        if (opt->ctx->recording)
+            return kiln__error_null(opt->ctx, KILN_ERROR_INVALID_ARGUMENT,
+                                    "%s: a parameter's first step cannot be "
+                                    "recorded (its state would be reset on "
+                                    "every replay); take one step first",
+                                    call);
         e->state[i] = kiln__tensor_alloc(opt->ctx, call, p->dtype, p->ndim,
                                          p->shape);
         if (!e->state[i] || kiln_fill(e->state[i], 0.0) != KILN_OK) {
@@ -232,7 +245,7 @@ static void set_scalar(kiln_dtype t, double v, uint32_t *lo, uint32_t *hi)
 static kiln_status launch_update(kiln_optimizer *opt, const char *call,
                                  kiln_tensor *p, kiln_tensor *g,
                                  const opt_entry *e, double lr, double bc1,
-                                 double bc2)
+                                 double bc2, kiln_tensor *scalars)
 {
     const kiln_optimizer_config *c = &opt->cfg;
     int64_t n = kiln_tensor_numel(p);
@@ -267,14 +280,23 @@ static kiln_status launch_update(kiln_optimizer *opt, const char *call,
     kiln__bind(&d, g, KILN_ACCESS_READ);
     kiln__bind(&d, s1, e->state[0] ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_READ);
     kiln__bind(&d, s2, e->state[1] ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_READ);
+    if (scalars) {
+        q->kind |= KILN_OPT_DEVICE_SCALARS;
+        q->lr_lo = (uint32_t)kiln__block_offset(scalars);
+        q->lr_hi = 0;
+        kiln__bind(&d, scalars, KILN_ACCESS_READ);
+    } else {
+        kiln__bind(&d, g, KILN_ACCESS_READ);
+    }
     return kiln__launch(opt->ctx, call, &d, -1);
 }
 
-kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
-                                kiln_tensor *const *params,
-                                kiln_tensor *const *grads, double lr)
+/* One update of every parameter; @prepared: lr and the bias corrections
+ * come from the device scalars and the step was counted already. */
+static kiln_status step(kiln_optimizer *opt, const char *call, int n,
+                        kiln_tensor *const *params, kiln_tensor *const *grads,
+                        double lr, int prepared)
 {
-    const char *call = "kiln_optimizer_step";
     if (!opt)
         return KILN_ERROR_INVALID_ARGUMENT;
     kiln_context *ctx = opt->ctx;
@@ -299,21 +321,92 @@ kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
         kiln__error(ctx, s, "%s: out of host memory", call);
     for (int i = 0; i < n && s == KILN_OK; i++) {
         gs[i] = check_pair(ctx, call, i, params[i], grads[i]);
-        es[i] = gs[i] ? state_for(opt, call, params[i]) : NULL;
-        if (!gs[i] || !es[i])
+        if (!gs[i] || !state_for(opt, call, params[i]))
             s = ctx->status != KILN_OK ? ctx->status
                                        : KILN_ERROR_INVALID_ARGUMENT;
     }
+    /* Entries are looked up only now: state_for may grow (move) the
+     * table, so pointers taken in the loop above could dangle. */
     for (int i = 0; i < n && s == KILN_OK; i++)
-        s = launch_update(opt, call, params[i], gs[i], es[i], lr, bc1, bc2);
+        es[i] = find_entry(opt, params[i]);
+    for (int i = 0; i < n && s == KILN_OK; i++) {
+        kiln_tensor *sc = NULL;
+        if (prepared) {
+            sc = opt->scalars[params[i]->dtype == KILN_F64];
+            if (!sc)
+                s = kiln__error(ctx, KILN_ERROR_DTYPE,
+                                "%s: no %s device scalars were prepared", call,
+                                kiln_dtype_name(params[i]->dtype));
+        }
+        if (s == KILN_OK)
+            s = launch_update(opt, call, params[i], gs[i], es[i], lr, bc1,
+                              bc2, sc);
+    }
     for (int i = 0; gs && i < n; i++)
         if (gs[i] && gs[i] != grads[i])
             kiln_tensor_free(gs[i]);
     free(gs);
     free(es);
-    if (s == KILN_OK)
+    if (s == KILN_OK && !prepared)
         opt->steps++;
     return s;
+}
+
+kiln_status kiln_optimizer_step(kiln_optimizer *opt, int n,
+                                kiln_tensor *const *params,
+                                kiln_tensor *const *grads, double lr)
+{
+    return step(opt, "kiln_optimizer_step", n, params, grads, lr, 0);
+}
+
+kiln_status kiln_optimizer_step_prepared(kiln_optimizer *opt, int n,
+                                         kiln_tensor *const *params,
+                                         kiln_tensor *const *grads)
+{
+    const char *call = "kiln_optimizer_step_prepared";
+    if (opt && !opt->scalars[0] && !opt->scalars[1])
+        return kiln__error(opt->ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: call kiln_optimizer_begin_step first", call);
+    return step(opt, call, n, params, grads, -1.0, 1);
+}
+
+kiln_status kiln_optimizer_begin_step(kiln_optimizer *opt, double lr)
+{
+    const char *call = "kiln_optimizer_begin_step";
+    if (!opt)
+        return KILN_ERROR_INVALID_ARGUMENT;
+    kiln_context *ctx = opt->ctx;
+    if (ctx->recording)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: writes the device scalars from the host, so "
+                           "it goes before a replay, not inside a capture",
+                           call);
+    if (lr < 0)
+        lr = opt->cfg.lr;
+    if (!isfinite(lr))
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: lr %g is not finite", call, lr);
+    double t = (double)(opt->steps + 1);
+    double v[3] = {lr, 1 - pow(opt->cfg.beta1, t), 1 - pow(opt->cfg.beta2, t)};
+    for (int k = 0; k < 2; k++) {
+        kiln_dtype dt = k ? KILN_F64 : KILN_F32;
+        if (!kiln__dtype_supported(ctx, dt))
+            continue;
+        if (!opt->scalars[k]) {
+            opt->scalars[k] = kiln__tensor_alloc(ctx, call, dt, 1,
+                                                 (int64_t[]){3});
+            if (!opt->scalars[k])
+                return kiln_status_of(ctx);
+        }
+        float f[3] = {(float)v[0], (float)v[1], (float)v[2]};
+        kiln_status s = kiln_tensor_write(opt->scalars[k], k ? (void *)v
+                                                             : (void *)f,
+                                          k ? sizeof v : sizeof f);
+        if (s != KILN_OK)
+            return s;
+    }
+    opt->steps++;
+    return KILN_OK;
 }
 
 /* ---- gradient clipping --------------------------------------------------- */

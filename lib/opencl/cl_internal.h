@@ -29,6 +29,10 @@ typedef struct cl_kernel_key {
     kiln_dtype dtype, dtype2;
     uint32_t local[3];
     int32_t consts[KILN_MAX_CONSTS];
+    /* KILN_K_FUSED: the program and the input count the kernel is written
+     * from (cl_fused.c); 0 for every other kernel. */
+    int32_t program_len, ninputs;
+    uint32_t program[16];
 } cl_kernel_key;
 
 typedef struct cl_kernel_entry {
@@ -100,6 +104,11 @@ void kiln_cl_cache_init(cl_queue *q);
  *  NULL after kiln__error() (KILN_ERROR_KERNEL_BUILD with the build log). */
 cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
                              kiln_status *status);
+
+/** The kernel function kiln_fused for a KILN_K_FUSED program of @len words
+ *  over @ninputs inputs, as OpenCL C to append to kernels/fused.cl
+ *  (malloc'd), or NULL for a malformed program or no memory. */
+char *kiln_cl_fused_source(const uint32_t *program, int len, int ninputs);
 
 /** Releases every cached program and kernel. */
 void kiln_cl_release_programs(cl_queue *q);

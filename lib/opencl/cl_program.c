@@ -8,6 +8,13 @@
  * queue (in memory) and program binaries on disk, so a second process skips
  * the compiler.
  *
+ * KILN_K_FUSED is the one kernel whose source depends on the dispatch: its
+ * family (kernels/fused.cl) is followed by a kernel function written from
+ * the dispatch's program (cl_fused.c).  Such a program holds one kernel, so
+ * it is not kept in the program list: its kernel object owns it, and the
+ * kernel is found in the kernel list by its key, which includes the
+ * program.  The disk cache is keyed by the source like any other.
+ *
  * Disk cache: one file per program in the cache directory (cache_file.h).
  * The file name is the 64-bit FNV-1a hash of the key (source, options,
  * device, driver and platform version); the file repeats the whole key and
@@ -24,6 +31,7 @@
 #include "embedded.h"
 #include "opencl/cl_internal.h"
 #include "queue/kernel_table.h"
+#include "queue/kernels_fused.h"
 
 #define CACHE_MAGIC "KILNCLB1"
 #define CACHE_HEADER 32 /* magic, key length, binary length, binary hash */
@@ -292,6 +300,39 @@ static kiln_status check_variant(cl_queue *q, const kiln_kernel_desc *desc,
     return KILN_OK;
 }
 
+/* @head (if any), common.cl, kernels/@family.cl and @tail (if any) as one
+ * malloc'd string; NULL after an error. */
+static char *family_source(cl_queue *q, const char *family, const char *head,
+                           const char *tail)
+{
+    const kiln_embedded_file *common =
+        kiln_embedded_find(kiln_cl_sources, "common");
+    const kiln_embedded_file *fam =
+        kiln_embedded_find(kiln_cl_sources, family);
+    if (!common || !fam) {
+        kiln__error(q->base.ctx, KILN_ERROR_BACKEND,
+                    "opencl: kernel source %s.cl is not embedded", family);
+        return NULL;
+    }
+    size_t hlen = head ? strlen(head) : 0, tlen = tail ? strlen(tail) : 0;
+    char *source = malloc(hlen + common->size + fam->size + tlen + 2);
+    if (!source) {
+        kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
+                    "opencl: out of host memory building %s", family);
+        return NULL;
+    }
+    char *at = source;
+    memcpy(at, head ? head : "", hlen);
+    at += hlen;
+    memcpy(at, common->data, common->size);
+    at += common->size;
+    *at++ = '\n';
+    memcpy(at, fam->data, fam->size);
+    at += fam->size;
+    memcpy(at, tail ? tail : "", tlen + 1);
+    return source;
+}
+
 /* The program for (@family, @options), built on first use. */
 static kiln_status get_program(cl_queue *q, const char *family,
                                const char *options,
@@ -305,17 +346,11 @@ static kiln_status get_program(cl_queue *q, const char *family,
             return KILN_OK;
         }
     }
-    const kiln_embedded_file *common =
-        kiln_embedded_find(kiln_cl_sources, "common");
-    const kiln_embedded_file *fam =
-        kiln_embedded_find(kiln_cl_sources, family);
-    if (!common || !fam)
-        return kiln__error(q->base.ctx, KILN_ERROR_BACKEND,
-                           "opencl: kernel source %s.cl is not embedded",
-                           family);
-    char *source = malloc(common->size + fam->size + 2);
+    char *source = family_source(q, family, NULL, NULL);
+    if (!source)
+        return q->base.ctx->status;
     char *opts = strdup(options);
-    if (!source || !opts ||
+    if (!opts ||
         !grow((void **)&q->programs, &q->capprograms, q->nprograms,
               sizeof *q->programs)) {
         free(source);
@@ -324,9 +359,6 @@ static kiln_status get_program(cl_queue *q, const char *family,
                            "opencl: out of host memory building %s",
                            family);
     }
-    memcpy(source, common->data, common->size);
-    source[common->size] = '\n';
-    memcpy(source + common->size + 1, fam->data, fam->size + 1);
     kiln_status s = build_source(q, family, source, options, out);
     free(source);
     if (s != KILN_OK) {
@@ -337,6 +369,32 @@ static kiln_status get_program(cl_queue *q, const char *family,
     return KILN_OK;
 }
 
+/* The program of a KILN_K_FUSED kernel: kernels/fused.cl and the kernel
+ * function for @key's program, built with FP_CONTRACT OFF from the first
+ * line (common.cl's op bodies included), so no multiply and add of two
+ * instructions become one fma.  Not cached in memory: the caller's kernel
+ * object owns it. */
+static kiln_status fused_program(cl_queue *q, const kiln_kernel_desc *desc,
+                                 const cl_kernel_key *key,
+                                 const char *options, cl_program *out)
+{
+    char *kernel = kiln_cl_fused_source(key->program, key->program_len,
+                                        key->ninputs);
+    if (!kernel)
+        return kiln__error(q->base.ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "opencl: malformed fused program (%d "
+                           "instructions, %d inputs) or out of host memory",
+                           key->program_len, key->ninputs);
+    char *source = family_source(q, desc->cl_family,
+                                 "#pragma OPENCL FP_CONTRACT OFF\n", kernel);
+    free(kernel);
+    if (!source)
+        return q->base.ctx->status;
+    kiln_status s = build_source(q, desc->cl_family, source, options, out);
+    free(source);
+    return s;
+}
+
 /* Builds (or finds the program of) the kernel object for @key and caches
  * it. */
 static cl_kernel kernel_create(cl_queue *q, const kiln_kernel_desc *desc,
@@ -344,19 +402,26 @@ static cl_kernel kernel_create(cl_queue *q, const kiln_kernel_desc *desc,
 {
     char options[512], fn[64];
     cl_program prog = NULL;
+    const int fused = key->kernel == KILN_K_FUSED;
     make_options(key, desc, options, sizeof options);
-    *status = get_program(q, desc->cl_family, options, &prog);
+    *status = fused ? fused_program(q, desc, key, options, &prog)
+                    : get_program(q, desc->cl_family, options, &prog);
     if (*status != KILN_OK)
         return NULL;
-    if (!grow((void **)&q->kernels, &q->capkernels, q->nkernels,
-              sizeof *q->kernels)) {
+    cl_int err = CL_SUCCESS;
+    cl_kernel k = NULL;
+    if (grow((void **)&q->kernels, &q->capkernels, q->nkernels,
+             sizeof *q->kernels)) {
+        snprintf(fn, sizeof fn, "kiln_%s", desc->name);
+        k = clCreateKernel(prog, fn, &err);
+    }
+    if (fused) /* the kernel object keeps its program alive */
+        clReleaseProgram(prog);
+    if (!k && err == CL_SUCCESS) {
         *status = kiln__error(q->base.ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
                               "opencl: out of host memory");
         return NULL;
     }
-    cl_int err;
-    snprintf(fn, sizeof fn, "kiln_%s", desc->name);
-    cl_kernel k = clCreateKernel(prog, fn, &err);
     if (err != CL_SUCCESS) {
         *status = kiln__error(q->base.ctx, kiln_cl_status(err),
                               "opencl: clCreateKernel(%s) (%s) failed: %s",
@@ -384,6 +449,14 @@ cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
     key.dtype2 = desc->uses_dtype2 ? d->dtype2 : KILN_F32;
     memcpy(key.local, d->local, sizeof key.local);
     memcpy(key.consts, d->consts, sizeof key.consts);
+    if (d->kernel == KILN_K_FUSED) {
+        const kiln_fused_params *p = (const void *)d->params;
+        key.ninputs = p->ninputs;
+        key.program_len = d->program_len;
+        if (d->program_len >= 1 && d->program_len <= KILN_FUSED_MAX_INSTRS)
+            memcpy(key.program, d->program,
+                   sizeof(uint32_t) * (size_t)d->program_len);
+    }
     for (size_t i = 0; i < q->nkernels; i++)
         if (memcmp(&q->kernels[i].key, &key, sizeof key) == 0)
             return q->kernels[i].kernel;

@@ -6,6 +6,7 @@
 #define KILN_OPS_H
 
 #include "queue/kernels.h"
+#include "queue/kernels_fused.h"
 #include "tensor.h"
 
 /** Is @t a floating-point dtype (f32 or f64)? */
@@ -95,5 +96,41 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
                              const kiln_matrix_view *b,
                              const kiln_matrix_view *c, double alpha,
                              double beta);
+
+/* ---- the fused elementwise kernel (fused.c) ---------------------------- */
+
+/** A straight-line program for KILN_K_FUSED (kernels_fused.h). */
+typedef struct kiln_fused_program {
+    int ninputs, ninstr;
+    uint32_t instr[KILN_FUSED_MAX_INSTRS];
+} kiln_fused_program;
+
+/** 1 when @n inputs broadcast to @shape coalesce (kiln__elementwise_layout)
+ *  into at most KILN_FUSED_DIMS dimensions, i.e. kiln__fused accepts them.
+ *  0 as well when an input is NULL, @n is out of range or an input does not
+ *  broadcast to @shape.  Records no error. */
+int kiln__fused_fits(int n, kiln_tensor *const *inputs, int ndim,
+                     const int64_t *shape);
+
+/**
+ * Runs @p over @inputs broadcast to @shape; returns a new contiguous tensor
+ * of @dtype and @shape, or NULL after an error naming @call.  Inputs must
+ * all be @dtype; they may be views (strided, broadcast) and the same tensor
+ * may be given more than once.  Refused: malformed programs (register
+ * indices, op codes, counts), float-only ops (exp .. tanh, pow) on i32, ops
+ * the device lacks for @dtype, layouts that kiln__fused_fits rejects.
+ */
+kiln_tensor *kiln__fused(kiln_context *ctx, const char *call,
+                         const kiln_fused_program *p, kiln_dtype dtype,
+                         kiln_tensor *const *inputs, int ndim,
+                         const int64_t *shape);
+
+/** Same into an existing contiguous @out (of the inputs' dtype; the shape
+ *  is @out's).  @out may share storage with inputs: an input that is @out
+ *  itself element for element is updated in place, any other overlap goes
+ *  through a temporary. */
+kiln_status kiln__fused_into(kiln_context *ctx, const char *call,
+                             const kiln_fused_program *p,
+                             kiln_tensor *const *inputs, kiln_tensor *out);
 
 #endif

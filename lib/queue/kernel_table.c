@@ -8,6 +8,8 @@
  */
 #include "queue/kernel_table.h"
 
+#include "queue/kernels_fused.h"
+
 static uint64_t threads(const kiln_dispatch *d)
 {
     return (uint64_t)d->local[0] * d->local[1] * d->local[2];
@@ -47,6 +49,20 @@ static const char *gemm_invalid(const kiln_dispatch *d)
 static uint64_t softmax_shared(const kiln_dispatch *d)
 {
     return threads(d) * kiln_dtype_size(d->dtype);
+}
+
+/* The program and the input count shape the generated kernel (the OpenCL
+ * source, the Vulkan binding of the output): outside these bounds a backend
+ * would index past its arrays. */
+static const char *fused_invalid(const kiln_dispatch *d)
+{
+    const kiln_fused_params *p = (const void *)d->params;
+    if (d->program_len < 1 || d->program_len > KILN_FUSED_MAX_INSTRS)
+        return "fused program length must be 1 to 16";
+    if (p->ninputs < 1 || p->ninputs > KILN_FUSED_MAX_INPUTS ||
+        d->nbindings != p->ninputs + 1)
+        return "fused kernel needs 1 to 6 inputs bound before its output";
+    return NULL;
 }
 
 /* Unset fields are 0: no i32, no dtype2, no shared memory, no checks. */
@@ -93,6 +109,10 @@ static const kiln_kernel_desc table[KILN_KERNEL_COUNT] = {
     [KILN_K_RANDOM] = {.name = "random", .cl_family = "random", .int_ok = 1},
     /* Fused parameter update of every optimizer: float only. */
     [KILN_K_OPTIMIZER] = {.name = "optimizer", .cl_family = "optimizer"},
+    /* Generated elementwise chain: kernels/fused.cl plus a kernel function
+     * written from the program (lib/opencl/cl_fused.c). */
+    [KILN_K_FUSED] = {.name = "fused", .cl_family = "fused", .int_ok = 1,
+                      .invalid = fused_invalid},
 };
 
 const kiln_kernel_desc *kiln_kernel_describe(kiln_kernel_id id)

@@ -24,6 +24,12 @@
  * (kernels.h).  Binding 0: p (read-write), 1: g (read), 2: s1, 3: s2
  * (read-write; a kind without them gets g bound there, never touched).
  * Offsets in elements from each block's start; all four are dense.
+ *
+ * Device scalars (kind | KILN_OPT_DEVICE_SCALARS): lr, bc1 and bc2 are read
+ * from binding 4 at elements lr_lo, lr_lo + 1, lr_lo + 2 (T) instead of the
+ * block, so a recorded step replays with the values the host wrote into
+ * that small buffer before the replay (kiln_optimizer_begin_step).  Without
+ * the flag, binding 4 is g again and never touched.
  */
 #ifndef KILN_KERNELS_OPTIMIZER_H
 #define KILN_KERNELS_OPTIMIZER_H
@@ -31,6 +37,9 @@
 #include <stdint.h>
 
 #include "queue/kernels.h"
+
+#define KILN_OPT_DEVICE_SCALARS 0x100
+#define KILN_OPT_KIND_MASK 0xff
 
 typedef struct kiln_optimizer_params {
     int32_t n;

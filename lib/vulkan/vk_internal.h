@@ -47,6 +47,10 @@ typedef struct kiln_vk_pipeline_key {
     int32_t kernel, dtype, dtype2;
     uint32_t local[3];
     int32_t consts[KILN_MAX_CONSTS];
+    /* KILN_K_FUSED: the program and the input count, specialization
+     * constants 20-37 of shaders/fused.comp; 0 for every other kernel. */
+    int32_t program_len, ninputs;
+    uint32_t program[16];
 } kiln_vk_pipeline_key;
 
 typedef struct kiln_vk_pipeline {

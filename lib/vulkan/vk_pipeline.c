@@ -9,7 +9,9 @@
  * per (kernel, T, U), named after the kernel table (queue/kernel_table.h);
  * pipelines are created on first use and cached per (kernel, dtypes,
  * workgroup size, tuning constants), which reach the shader as
- * specialization constants 0-2 (local size) and 10-13 (consts).
+ * specialization constants 0-2 (local size) and 10-13 (consts).  The fused
+ * kernel's pipelines are also keyed by its program: constants 20 (length),
+ * 21-36 (the words) and 37 (the input count) of shaders/fused.comp.
  * A VkPipelineCache is saved in the cache directory (cache_file.h).
  */
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "cache_file.h"
 #include "embedded.h"
 #include "queue/kernel_table.h"
+#include "queue/kernels_fused.h"
 #include "vulkan/vk_internal.h"
 
 /* ------------------------------------------------------------------------ */
@@ -236,21 +239,32 @@ static VkPipeline pipeline_create(kiln_vk_queue *q,
     VkShaderModule m = module_get(q, k, status);
     if (!m)
         return VK_NULL_HANDLE;
-    /* Specialization data: local size (ids 0-2), then consts (10-...). */
-    uint32_t data[3 + KILN_MAX_CONSTS];
-    VkSpecializationMapEntry e[3 + KILN_MAX_CONSTS];
-    _Static_assert(sizeof data == sizeof k->local + sizeof k->consts,
+    /* Specialization data: local size (ids 0-2), then consts (10-...),
+     * then for the fused kernel its program (20: length, 21-36: words,
+     * 37: input count). */
+    enum { BASE = 3 + KILN_MAX_CONSTS, FUSED = 2 + KILN_FUSED_MAX_INSTRS };
+    uint32_t data[BASE + FUSED];
+    VkSpecializationMapEntry e[BASE + FUSED];
+    _Static_assert(sizeof k->local + sizeof k->consts ==
+                       BASE * sizeof data[0],
                    "specialization data is local[3] then consts[]");
+    _Static_assert(sizeof k->program ==
+                       KILN_FUSED_MAX_INSTRS * sizeof data[0],
+                   "the key holds a whole fused program");
     memcpy(data, k->local, sizeof k->local);
     memcpy(data + 3, k->consts, sizeof k->consts);
-    for (uint32_t i = 0; i < 3 + KILN_MAX_CONSTS; i++)
+    data[BASE] = (uint32_t)k->program_len;
+    memcpy(data + BASE + 1, k->program, sizeof k->program);
+    data[BASE + FUSED - 1] = (uint32_t)k->ninputs;
+    uint32_t count = k->kernel == KILN_K_FUSED ? BASE + FUSED : BASE;
+    for (uint32_t i = 0; i < count; i++)
         e[i] = (VkSpecializationMapEntry){
-            .constantID = i < 3 ? i : 10 + i - 3,
+            .constantID = i < 3 ? i : i < BASE ? 10 + i - 3 : 20 + i - BASE,
             .offset = i * (uint32_t)sizeof data[0],
             .size = sizeof data[0],
         };
     VkSpecializationInfo spec = {
-        .mapEntryCount = 3 + KILN_MAX_CONSTS,
+        .mapEntryCount = count,
         .pMapEntries = e,
         .dataSize = sizeof data,
         .pData = data,
@@ -302,6 +316,14 @@ VkPipeline kiln_vk_pipeline_get(kiln_vk_queue *q, const kiln_dispatch *d,
     k.dtype2 = desc->uses_dtype2 ? (int32_t)d->dtype2 : 0;
     memcpy(k.local, d->local, sizeof k.local);
     memcpy(k.consts, d->consts, sizeof k.consts);
+    if (d->kernel == KILN_K_FUSED) {
+        const kiln_fused_params *p = (const void *)d->params;
+        k.ninputs = p->ninputs;
+        k.program_len = d->program_len;
+        if (d->program_len >= 1 && d->program_len <= KILN_FUSED_MAX_INSTRS)
+            memcpy(k.program, d->program,
+                   sizeof(uint32_t) * (size_t)d->program_len);
+    }
     *status = KILN_OK;
     if (q->pipeline_capacity) {
         kiln_vk_pipeline *hit = table_slot(q->pipelines, q->pipeline_capacity,

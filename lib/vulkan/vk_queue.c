@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "queue/kernel_table.h"
+#include "queue/kernels_fused.h"
 #include "vulkan/vk_internal.h"
 
 #define SHADER_STAGES (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | \
@@ -237,14 +238,29 @@ static kiln_status check_dispatch(kiln_vk_queue *q, const kiln_dispatch *d)
     return KILN_OK;
 }
 
+/* How many bindings @d's shader declares and uses statically: its own
+ * bindings, except for the fused shader, which declares one per possible
+ * input plus the output whatever the program (the output's binding is the
+ * input count).  Every one must hold a valid descriptor. */
+static int declared_bindings(const kiln_dispatch *d)
+{
+    if (d->kernel == KILN_K_FUSED && d->nbindings > 0)
+        return KILN_FUSED_MAX_INPUTS + 1;
+    return d->nbindings;
+}
+
 static void record_dispatch(kiln_vk_queue *q, VkCommandBuffer cb,
                             VkPipeline pipeline, const kiln_dispatch *d,
                             const uint32_t groups[3])
 {
     VkDescriptorBufferInfo bi[KILN_MAX_BINDINGS];
     VkWriteDescriptorSet w[KILN_MAX_BINDINGS];
-    for (int i = 0; i < d->nbindings; i++) {
-        const kiln_vk_block *b = d->bindings[i].block->handle;
+    int n = declared_bindings(d);
+    for (int i = 0; i < n; i++) {
+        /* Slots beyond the dispatch's bindings get binding 0's buffer,
+         * which the shader never touches through them (no hazard). */
+        const kiln_binding *src = &d->bindings[i < d->nbindings ? i : 0];
+        const kiln_vk_block *b = src->block->handle;
         bi[i] = (VkDescriptorBufferInfo){b->buffer, 0, VK_WHOLE_SIZE};
         w[i] = (VkWriteDescriptorSet){
             .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
@@ -255,9 +271,9 @@ static void record_dispatch(kiln_vk_queue *q, VkCommandBuffer cb,
         };
     }
     vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
-    if (d->nbindings)
+    if (n)
         q->push_descriptor(cb, VK_PIPELINE_BIND_POINT_COMPUTE, q->layout, 0,
-                           (uint32_t)d->nbindings, w);
+                           (uint32_t)n, w);
     vkCmdPushConstants(cb, q->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                        KILN_PARAM_BYTES, d->params);
     vkCmdDispatch(cb, groups[0], groups[1], groups[2]);

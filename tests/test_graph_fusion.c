@@ -1,0 +1,364 @@
+/*
+ * test_graph_fusion.c - the scheduler's fusion: elementwise chains become
+ * one generated kernel, results agree with fusion off (and with the C
+ * reference), kernel counts drop, groups respect the program limits,
+ * shared values are stored once, layouts the fused kernel cannot take fall
+ * back to single kernels, and assignments keep program order.
+ */
+#include "graph_check.h"
+
+static kiln_context *ctx, *ref;
+static kiln_dtype F;
+
+/* Runs @fetch on a graph built by @build on @c with fusion on/off. */
+typedef kiln_node *(*build_fn)(kiln_graph *g, kiln_node *x, kiln_node *y,
+                               int variant);
+
+static double *run_built(kiln_context *c, build_fn build, int variant,
+                         int fusion, const double *xd, const double *yd,
+                         int64_t *n, kiln_graph_stats *stats)
+{
+    kiln_graph *g = kiln_graph_new(c);
+    kiln_graph_set_fusion(g, fusion);
+    kiln_node *x = kiln_g_input(g, "x", F, 3, (int64_t[]){-1, 5, 7});
+    kiln_node *y = kiln_g_input(g, "y", F, 2, (int64_t[]){1, 7});
+    kiln_node *out = build(g, x, y, variant);
+    kiln_tensor *vals[2] = {
+        gc_tensor(c, F, 3, (int64_t[]){3, 5, 7}, xd),
+        gc_tensor(c, F, 2, (int64_t[]){1, 7}, yd)};
+    kiln_node *ins[2] = {x, y};
+    double *r = gc_run1(g, 2, ins, vals, out, n);
+    if (!r)
+        printf("  run failed: %s\n", kiln_error_message(c));
+    if (stats)
+        kiln_graph_get_stats(g, stats);
+    kiln_tensor_free(vals[0]);
+    kiln_tensor_free(vals[1]);
+    kiln_graph_free(g);
+    return r;
+}
+
+/* The benchmark's 5-op chain: ((x * y + 1) relu) * 0.5 - y, then tanh. */
+static kiln_node *chain5(kiln_graph *g, kiln_node *x, kiln_node *y, int v)
+{
+    (void)g;
+    (void)v;
+    kiln_node *a = kiln_g_add_scalar(kiln_g_mul(x, y), 1);
+    return kiln_g_tanh(kiln_g_sub(kiln_g_scale(kiln_g_relu(a), 0.5), y));
+}
+
+/* Random DAGs of elementwise ops with shared values (several consumers),
+ * broadcasting, comparisons and selects. */
+static kiln_node *random_dag(kiln_graph *g, kiln_node *x, kiln_node *y,
+                             int seed)
+{
+    harness_rng r = {(uint64_t)seed * 7919 + 1};
+    kiln_node *pool[64];
+    int n = 0;
+    pool[n++] = x;
+    pool[n++] = y;
+    pool[n++] = kiln_g_scalar(g, F, 0.75);
+    int steps = harness_int(&r, 4, 40);
+    for (int s = 0; s < steps; s++) {
+        kiln_node *a = pool[harness_int(&r, 0, n - 1)];
+        kiln_node *b = pool[harness_int(&r, 0, n - 1)];
+        kiln_node *c = pool[harness_int(&r, 0, n - 1)];
+        kiln_node *out;
+        switch (harness_int(&r, 0, 9)) {
+        case 0: out = kiln_g_add(a, b); break;
+        case 1: out = kiln_g_sub(a, b); break;
+        case 2: out = kiln_g_mul(a, b); break;
+        case 3: out = kiln_g_tanh(a); break;
+        case 4: out = kiln_g_sigmoid(a); break;
+        case 5: out = kiln_g_maximum(a, b); break;
+        case 6: out = kiln_g_select(kiln_g_compare(a, b, KILN_LT), b, c);
+            break;
+        case 7: out = kiln_g_relu(a); break;
+        case 8: out = kiln_g_exp(kiln_g_neg(kiln_g_square(a))); break;
+        default: out = kiln_g_div(a, kiln_g_add_scalar(kiln_g_abs(b), 1));
+            break;
+        }
+        if (n < 64)
+            pool[n++] = out;
+    }
+    /* Sum several late values so shared ones have outside uses. */
+    kiln_node *total = pool[n - 1];
+    for (int k = n - 2; k >= 3 && k > n - 5; k--)
+        total = kiln_g_add(total, pool[k]);
+    return total;
+}
+
+static double max_rel(const double *a, const double *b, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+        if (!(e <= worst))
+            worst = isnan(e) ? INFINITY : e;
+    }
+    return worst;
+}
+
+static void test_chain(const double *xd, const double *yd)
+{
+    kiln_graph_stats on, off;
+    int64_t n1 = 0, n2 = 0;
+    double *a = run_built(ctx, chain5, 0, 1, xd, yd, &n1, &on);
+    double *b = run_built(ctx, chain5, 0, 0, xd, yd, &n2, &off);
+    double tol = F == KILN_F64 ? 1e-14 : 1e-6;
+    CHECK(a && b && n1 == n2 && max_rel(a, b, n1) <= tol,
+          "5-op chain: fused = unfused (%.3g)", a && b ? max_rel(a, b, n1) : -1);
+    CHECK(on.kernels == 1 && on.fused_kernels == 1 && on.fused_nodes == 6,
+          "5-op chain fused: %llu kernels (%llu fused, %llu nodes)",
+          (unsigned long long)on.kernels,
+          (unsigned long long)on.fused_kernels,
+          (unsigned long long)on.fused_nodes);
+    CHECK(off.kernels == 6 && off.fused_kernels == 0,
+          "unfused: one kernel per op (%llu)", (unsigned long long)off.kernels);
+    CHECK(on.peak_bytes < off.peak_bytes || on.intermediate_bytes <
+                                                off.intermediate_bytes,
+          "fusion stores fewer intermediates (%llu vs %llu bytes)",
+          (unsigned long long)on.intermediate_bytes,
+          (unsigned long long)off.intermediate_bytes);
+    free(a);
+    free(b);
+}
+
+static void test_random_dags(const double *xd, const double *yd)
+{
+    double worst_off = 0, worst_ref = 0;
+    uint64_t kernels_on = 0, kernels_off = 0;
+    for (int seed = 1; seed <= 30; seed++) {
+        kiln_graph_stats on, off;
+        int64_t n1 = 0, n2 = 0, n3 = 0;
+        double *a = run_built(ctx, random_dag, seed, 1, xd, yd, &n1, &on);
+        double *b = run_built(ctx, random_dag, seed, 0, xd, yd, &n2, &off);
+        double *c = run_built(ref, random_dag, seed, 0, xd, yd, &n3, NULL);
+        if (!a || !b || !c || n1 != n2 || n1 != n3) {
+            CHECK(0, "random DAG %d ran on every path", seed);
+            kiln_clear_error(ctx);
+        } else {
+            double e = max_rel(a, b, n1);
+            if (e > 1e-5)
+                printf("  DAG %d: fused vs unfused %.3g (%llu kernels)\n",
+                       seed, e, (unsigned long long)on.kernels);
+            worst_off = fmax(worst_off, e);
+            worst_ref = fmax(worst_ref, max_rel(a, c, n1));
+        }
+        kernels_on += on.kernels;
+        kernels_off += off.kernels;
+        free(a);
+        free(b);
+        free(c);
+    }
+    double tol = F == KILN_F64 ? 1e-12 : 2e-5;
+    CHECK(worst_off <= tol, "random DAGs: fused vs unfused %.3g (tol %g)",
+          worst_off, tol);
+    CHECK(worst_ref <= tol, "random DAGs: fused vs C reference %.3g",
+          worst_ref);
+    CHECK(kernels_on < kernels_off, "random DAGs: %llu kernels fused, %llu "
+          "unfused", (unsigned long long)kernels_on,
+          (unsigned long long)kernels_off);
+    printf("  30 random DAGs: %llu kernels fused vs %llu unfused\n",
+           (unsigned long long)kernels_on, (unsigned long long)kernels_off);
+}
+
+/* 40 ops in a row: groups of at most 16 instructions; seven inputs to a
+ * sum: at most 6 outside inputs per kernel. */
+static void test_limits(void)
+{
+    kiln_graph *g = kiln_graph_new(ctx);
+    kiln_node *x = kiln_g_input(g, "x", F, 1, (int64_t[]){100});
+    kiln_node *y = x;
+    for (int i = 0; i < 20; i++)
+        y = kiln_g_sigmoid(kiln_g_tanh(y));
+    double xd[100];
+    for (int i = 0; i < 100; i++)
+        xd[i] = 0.02 * i - 1;
+    kiln_tensor *xv = gc_tensor(ctx, F, 1, (int64_t[]){100}, xd);
+    int64_t n;
+    double *r = gc_run1(g, 1, &x, &xv, y, &n);
+    kiln_graph_stats st;
+    kiln_graph_get_stats(g, &st);
+    CHECK(r && st.fused_kernels == 3 && st.fused_nodes == 40,
+          "40-op chain: %llu fused kernels over %llu nodes (16+16+8)",
+          (unsigned long long)st.fused_kernels,
+          (unsigned long long)st.fused_nodes);
+    double worst = 0;
+    for (int i = 0; r && i < 100; i++) {
+        double v = xd[i];
+        for (int k = 0; k < 20; k++)
+            v = 1 / (1 + exp(-tanh(v)));
+        worst = fmax(worst, fabs(r[i] - v));
+    }
+    CHECK(worst < (F == KILN_F64 ? 1e-13 : 1e-5), "40-op chain value %.3g",
+          worst);
+    free(r);
+    kiln_tensor_free(xv);
+
+    kiln_node *ins[7], *sum = NULL;
+    for (int i = 0; i < 7; i++) {
+        ins[i] = kiln_g_input(g, "in", F, 1, (int64_t[]){4});
+        sum = sum ? kiln_g_add(sum, ins[i]) : ins[i];
+    }
+    kiln_tensor *vals[7];
+    for (int i = 0; i < 7; i++) {
+        double d[4] = {i, 10 * i, 100 * i, 1000 * i};
+        vals[i] = gc_tensor(ctx, F, 1, (int64_t[]){4}, d);
+    }
+    r = gc_run1(g, 7, ins, vals, sum, &n);
+    kiln_graph_get_stats(g, &st);
+    CHECK(r && r[0] == 21 && r[3] == 21000 && st.kernels == 2,
+          "7-input sum: %g .. %g in %llu kernels", r ? r[0] : NAN,
+          r ? r[3] : NAN, (unsigned long long)st.kernels);
+    free(r);
+    for (int i = 0; i < 7; i++)
+        kiln_tensor_free(vals[i]);
+    kiln_graph_free(g);
+}
+
+/* [2,1,3,1] * [1,4,1,5]: no 3-D layout exists, the members run alone. */
+static void test_layout_fallback(void)
+{
+    kiln_graph *g = kiln_graph_new(ctx);
+    kiln_node *a = kiln_g_input(g, "a", F, 4, (int64_t[]){2, 1, 3, 1});
+    kiln_node *b = kiln_g_input(g, "b", F, 4, (int64_t[]){1, 4, 1, 5});
+    kiln_node *y = kiln_g_tanh(kiln_g_mul(kiln_g_add_scalar(a, 1), b));
+    double ad[6] = {1, 2, 3, 4, 5, 6}, bd[20];
+    for (int i = 0; i < 20; i++)
+        bd[i] = 0.05 * i;
+    kiln_tensor *vals[2] = {
+        gc_tensor(ctx, F, 4, (int64_t[]){2, 1, 3, 1}, ad),
+        gc_tensor(ctx, F, 4, (int64_t[]){1, 4, 1, 5}, bd)};
+    kiln_node *ins[2] = {a, b};
+    int64_t n;
+    double *r = gc_run1(g, 2, ins, vals, y, &n);
+    double worst = 0;
+    for (int i = 0; r && i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 3; k++)
+                for (int l = 0; l < 5; l++)
+                    worst = fmax(worst,
+                                 fabs(r[((i * 4 + j) * 3 + k) * 5 + l] -
+                                      tanh((ad[i * 3 + k] + 1) *
+                                           bd[j * 5 + l])));
+    CHECK(r && n == 120 && worst < 1e-6, "4-D broadcast fallback: %.3g",
+          worst);
+    free(r);
+    kiln_tensor_free(vals[0]);
+    kiln_tensor_free(vals[1]);
+    kiln_graph_free(g);
+}
+
+/* b = v * 2 + 1 must read v before the assignment in between. */
+static void test_assign_order(void)
+{
+    kiln_graph *g = kiln_graph_new(ctx);
+    kiln_tensor *v0 = gc_tensor(ctx, F, 1, (int64_t[]){3},
+                                (double[]){1, 2, 3});
+    kiln_node *v = kiln_g_variable(g, "v", v0);
+    kiln_tensor_free(v0);
+    kiln_node *a = kiln_g_scale(v, 2);
+    kiln_node *asg = kiln_g_assign(v, kiln_g_add_scalar(v, 100));
+    kiln_node *b = kiln_g_add_scalar(a, 1);
+    kiln_node *fetch[2] = {asg, b};
+    kiln_tensor *out[2] = {NULL, NULL};
+    kiln_status st = kiln_graph_run(g, 0, NULL, 2, fetch, out);
+    double *rb = st == KILN_OK ? gc_read(out[1], NULL) : NULL;
+    double *ra = st == KILN_OK ? gc_read(out[0], NULL) : NULL;
+    CHECK(rb && rb[0] == 3 && rb[2] == 7 && ra && ra[0] == 101,
+          "reads before an assignment see the old value: %g %g",
+          rb ? rb[0] : NAN, ra ? ra[0] : NAN);
+    free(ra);
+    free(rb);
+    kiln_tensor_free(out[0]);
+    kiln_tensor_free(out[1]);
+    kiln_graph_free(g);
+}
+
+/* A two-layer MLP's forward + backward: fusion issues fewer kernels and
+ * gives the same gradients. */
+static void test_mlp_step(void)
+{
+    uint64_t kernels[2];
+    double *grads[2];
+    int64_t n = 0;
+    for (int fused = 0; fused <= 1; fused++) {
+        kiln_graph *g = kiln_graph_new(ctx);
+        kiln_graph_set_fusion(g, fused);
+        kiln_node *x = kiln_g_input(g, "x", F, 2, (int64_t[]){-1, 4});
+        kiln_node *t = kiln_g_input(g, "t", F, 2, (int64_t[]){-1, 2});
+        double w1d[32], w2d[16];
+        for (int i = 0; i < 32; i++)
+            w1d[i] = 0.1 * ((i * 7) % 11) - 0.5;
+        for (int i = 0; i < 16; i++)
+            w2d[i] = 0.1 * ((i * 5) % 9) - 0.4;
+        kiln_tensor *w1v = gc_tensor(ctx, F, 2, (int64_t[]){4, 8}, w1d);
+        kiln_tensor *w2v = gc_tensor(ctx, F, 2, (int64_t[]){8, 2}, w2d);
+        kiln_node *w1 = kiln_g_variable(g, "w1", w1v);
+        kiln_node *w2 = kiln_g_variable(g, "w2", w2v);
+        kiln_tensor_free(w1v);
+        kiln_tensor_free(w2v);
+        kiln_node *h = kiln_g_tanh(kiln_g_add_scalar(kiln_g_matmul(x, w1),
+                                                     0.1));
+        kiln_node *y = kiln_g_sigmoid(kiln_g_matmul(h, w2));
+        kiln_node *loss = kiln_g_mean(kiln_g_square(kiln_g_sub(y, t)), 0,
+                                      NULL, 0);
+        kiln_node *wrt[2] = {w1, w2}, *gr[2];
+        kiln_g_gradients(loss, 2, wrt, gr);
+        double xd[20], td[10];
+        for (int i = 0; i < 20; i++)
+            xd[i] = 0.3 * ((i * 3) % 7) - 0.9;
+        for (int i = 0; i < 10; i++)
+            td[i] = i % 2;
+        kiln_tensor *vals[2] = {gc_tensor(ctx, F, 2, (int64_t[]){5, 4}, xd),
+                                gc_tensor(ctx, F, 2, (int64_t[]){5, 2}, td)};
+        kiln_node *ins[2] = {x, t};
+        grads[fused] = gc_run1(g, 2, ins, vals, gr[0], &n);
+        kiln_graph_stats st;
+        kiln_graph_get_stats(g, &st);
+        kernels[fused] = st.kernels;
+        kiln_tensor_free(vals[0]);
+        kiln_tensor_free(vals[1]);
+        kiln_graph_free(g);
+    }
+    CHECK(grads[0] && grads[1] &&
+              max_rel(grads[0], grads[1], n) < (F == KILN_F64 ? 1e-13 : 1e-5),
+          "MLP gradients agree with fusion on and off");
+    CHECK(kernels[1] < kernels[0], "MLP forward+backward: %llu kernels fused, "
+          "%llu unfused", (unsigned long long)kernels[1],
+          (unsigned long long)kernels[0]);
+    printf("  MLP dW1: %llu kernels fused, %llu unfused\n",
+           (unsigned long long)kernels[1], (unsigned long long)kernels[0]);
+    free(grads[0]);
+    free(grads[1]);
+}
+
+int main(int argc, char **argv)
+{
+    ctx = harness_open(harness_device(argc, argv), 64);
+    kiln_context_options ro = {.device = "reference"};
+    ref = kiln_context_create(&ro);
+    F = graph_check_dtype(ctx);
+    harness_rng r = {42};
+    harness_seed(argc, argv, &r);
+    double xd[105], yd[7];
+    for (int i = 0; i < 105; i++)
+        xd[i] = harness_uniform(&r, -2, 2);
+    for (int i = 0; i < 7; i++)
+        yd[i] = harness_uniform(&r, -2, 2);
+    for (int pass = 0; pass < 2; pass++) {
+        printf("%s\n", pass ? "float32" : kiln_dtype_name(F));
+        test_chain(xd, yd);
+        test_random_dags(xd, yd);
+        test_limits();
+        test_layout_fallback();
+        test_assign_order();
+        test_mlp_step();
+        if (F == KILN_F32)
+            break;
+        F = KILN_F32; /* and again in f32 */
+    }
+    kiln_context_destroy(ref);
+    return harness_close(ctx);
+}
