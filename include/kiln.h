@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -883,8 +884,11 @@ typedef struct kiln_dataset {
     int ndim;                /**< dims of one sample (e.g. 3: C, H, W)     */
     int64_t shape[4];        /**< one sample's shape                       */
     float *x;                /**< count * prod(shape) values in [0, 1]     */
-    int32_t *y;              /**< count labels                             */
-    int classes;             /**< 1 + the largest label                    */
+    int32_t *y;              /**< count labels, or NULL (regression)       */
+    int classes;             /**< 1 + the largest label (0 without y)      */
+    float *targets;          /**< count * target_dim regression targets, or
+                                  NULL (classification: y)                 */
+    int64_t target_dim;      /**< values per sample in targets             */
 } kiln_dataset;
 
 /**
@@ -911,12 +915,13 @@ KILN_API kiln_status kiln_dataset_load_cifar10(kiln_context *ctx,
                                                const char *const *paths,
                                                int npaths, kiln_dataset *out);
 /** Splits @all into @first (its first @n samples, after a Fisher-Yates
- *  shuffle by @seed when @seed != 0) and @rest.  Copies; @all unchanged. */
+ *  shuffle by @seed when @seed != 0) and @rest, labels and targets
+ *  alike.  Copies; @all unchanged. */
 KILN_API kiln_status kiln_dataset_split(kiln_context *ctx,
                                         const kiln_dataset *all, int64_t n,
                                         uint64_t seed, kiln_dataset *first,
                                         kiln_dataset *rest);
-/** Frees x and y and zeroes @d.  NULL is a no-op. */
+/** Frees x, y and targets and zeroes @d.  NULL is a no-op. */
 KILN_API void kiln_dataset_free(kiln_dataset *d);
 
 /* ------------------------------------------------------------------------ */
@@ -1176,6 +1181,288 @@ typedef struct kiln_graph_stats {
 } kiln_graph_stats;
 
 KILN_API void kiln_graph_get_stats(const kiln_graph *g, kiln_graph_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Models: layers, fit, evaluate, predict, checkpoints                      */
+/* ------------------------------------------------------------------------ */
+/*
+ * A sequential model in the manner of Keras, built on a graph: each layer
+ * call adds nodes and parameter variables, kiln_model_compile adds the
+ * loss, its gradients and an optimizer, and kiln_model_fit runs the
+ * training loop.  Layers are numbered from 0 in the order they are added.
+ * Sample shapes given here leave out the batch dimension, which is free.
+ * Parameters are named "layer<i>.<kind>.<role>" (e.g. "layer3.dense.weight")
+ * in checkpoints and in kiln_model_param().  Weight layouts are PyTorch's
+ * (dense [units, in], conv [filters, C, KH, KW], RNN as kiln_rnn_weights);
+ * dense and conv weights start Glorot-uniform, biases at zero, embeddings
+ * U(-0.05, 0.05), RNN weights Glorot-uniform, batch norm gamma 1, beta 0,
+ * all drawn from the model seed.  A builder call after an error (on the
+ * model's context) does nothing and returns that error, so a model can be
+ * built with one check at the end.
+ */
+
+typedef struct kiln_model kiln_model;
+
+typedef enum kiln_activation {
+    KILN_ACT_NONE = 0,
+    KILN_ACT_RELU,
+    KILN_ACT_SIGMOID,
+    KILN_ACT_TANH,
+    KILN_ACT_SOFTMAX,    /**< over the last dimension                      */
+} kiln_activation;
+
+/**
+ * Losses.  Targets of the sigmoid cross-entropy and of the MSE come from
+ * the data set's targets when it has them, otherwise from its labels y: the
+ * label itself for a model with one output, a one-hot row otherwise.
+ */
+typedef enum kiln_loss {
+    KILN_LOSS_SOFTMAX_XENT = 0, /**< the last layer gives logits [N, C];
+                                     integer labels y                       */
+    KILN_LOSS_SIGMOID_XENT,     /**< the last layer gives logits; targets in
+                                     [0, 1]                                 */
+    KILN_LOSS_MSE,              /**< mean squared error                     */
+} kiln_loss;
+
+/**
+ * A new empty sequential model on @ctx whose samples have @ndim (1 to 4)
+ * dims @sample_shape, of float @dtype (f32, or f64 where the device has
+ * it).  @seed makes the initial weights, the shuffles and dropout
+ * reproducible.  Free with kiln_model_free.
+ */
+KILN_API kiln_model *kiln_model_new(kiln_context *ctx, kiln_dtype dtype,
+                                    int ndim, const int64_t *sample_shape,
+                                    uint64_t seed);
+/** Frees the model, its graph, parameters and optimizer.  NULL: no-op. */
+KILN_API void kiln_model_free(kiln_model *m);
+/** The context the model runs on. */
+KILN_API kiln_context *kiln_model_context(const kiln_model *m);
+
+/** A fully connected layer: y = x w^T + b on the last dimension, then @a. */
+KILN_API kiln_status kiln_model_dense(kiln_model *m, int64_t units,
+                                      kiln_activation a);
+/** A 2-D convolution of [C, H, W] samples with @filters kernels of
+ *  @kh x @kw and a bias, then @a.  @p may be NULL (stride 1, VALID). */
+KILN_API kiln_status kiln_model_conv2d(kiln_model *m, int64_t filters, int kh,
+                                       int kw, const kiln_conv2d_params *p,
+                                       kiln_activation a);
+/** Max / average pooling of [C, H, W] samples. */
+KILN_API kiln_status kiln_model_max_pool2d(kiln_model *m,
+                                           const kiln_pool2d_params *p);
+KILN_API kiln_status kiln_model_avg_pool2d(kiln_model *m,
+                                           const kiln_pool2d_params *p);
+/** Flattens each sample to one dimension. */
+KILN_API kiln_status kiln_model_flatten(kiln_model *m);
+/** Inverted dropout of @rate in [0, 1) while training; the identity in
+ *  evaluate and predict.  The mask of a step depends on the model seed,
+ *  the layer and the step, so a resumed run draws the same masks. */
+KILN_API kiln_status kiln_model_dropout(kiln_model *m, double rate);
+/** Batch normalisation over dimension 1 of the batch (channels of images,
+ *  features of vectors) with learnt gamma and beta, momentum 0.1 and eps
+ *  1e-5 (PyTorch's); running statistics are kept for evaluation. */
+KILN_API kiln_status kiln_model_batch_norm(kiln_model *m);
+/** A lookup table [vocab, dim]: samples hold token indices (as floats in
+ *  the data set, exact integers), each becoming a row of @dim values. */
+KILN_API kiln_status kiln_model_embedding(kiln_model *m, int64_t vocab,
+                                          int64_t dim);
+/** A recurrent layer of @units on [T, features] samples (batch first):
+ *  [T, units] with @return_sequences, else the last step's [units]. */
+KILN_API kiln_status kiln_model_rnn(kiln_model *m, kiln_rnn_kind kind,
+                                    int64_t units, int return_sequences);
+/** An activation on its own. */
+KILN_API kiln_status kiln_model_activation(kiln_model *m, kiln_activation a);
+/**
+ * Residual connection: adds the output of layer @from (an index below
+ * kiln_model_layers(), so kiln_model_layers() - 1 at the time names the
+ * last layer added) to the current output; the shapes must be equal.
+ */
+KILN_API kiln_status kiln_model_residual_add(kiln_model *m, int from);
+/** Joins the output of layer @from to the current output along the channel
+ *  axis of images ([C, H, W] samples) or the last axis otherwise. */
+KILN_API kiln_status kiln_model_concat(kiln_model *m, int from);
+/** Number of layers added so far. */
+KILN_API int kiln_model_layers(const kiln_model *m);
+/** The sample shape of layer @layer's output (-1: the model's input)
+ *  into @shape (KILN_MAX_DIMS entries); returns its ndim, or -1. */
+KILN_API int kiln_model_output_shape(const kiln_model *m, int layer,
+                                     int64_t *shape);
+
+/**
+ * Adds the loss of the last layer's output, the gradients of every
+ * trainable parameter and an optimizer (@opt; NULL means Adam with its
+ * defaults).  Call after the last layer; compiling again starts a fresh
+ * optimizer.
+ */
+KILN_API kiln_status kiln_model_compile(kiln_model *m, kiln_loss loss,
+                                        const kiln_optimizer_config *opt);
+/** Prints the layers with their output shapes and parameter counts, and
+ *  the totals, to @out. */
+KILN_API void kiln_model_summary(const kiln_model *m, FILE *out);
+
+/** Parameters (trainable ones and batch-norm running statistics) in the
+ *  order they were made. */
+KILN_API int kiln_model_param_count(const kiln_model *m);
+KILN_API const char *kiln_model_param_name(const kiln_model *m, int i);
+/** The parameter's value (updated in place by training; not owned by the
+ *  caller), by name; NULL with an error when there is none. */
+KILN_API kiln_tensor *kiln_model_param(kiln_model *m, const char *name);
+
+/** What kiln_model_fit tracks for early stopping and restore_best. */
+typedef enum kiln_monitor {
+    KILN_MONITOR_AUTO = 0,       /**< val loss with validation data, else loss */
+    KILN_MONITOR_VAL_LOSS,
+    KILN_MONITOR_VAL_ACCURACY,
+    KILN_MONITOR_LOSS,
+    KILN_MONITOR_ACCURACY,
+} kiln_monitor;
+
+typedef enum kiln_progress {
+    KILN_PROGRESS_AUTO = 0,      /**< a bar on a terminal, else lines       */
+    KILN_PROGRESS_BAR,           /**< one line redrawn with \r, <= 10 a second */
+    KILN_PROGRESS_LINES,         /**< one plain line per epoch              */
+    KILN_PROGRESS_OFF,
+} kiln_progress;
+
+/** An epoch's numbers, for the callback; NaN where not measured. */
+typedef struct kiln_epoch_logs {
+    int64_t epoch;               /**< from 0                                */
+    int64_t epochs;              /**< the fit's epochs                      */
+    double loss, accuracy;       /**< training, over the epoch's steps      */
+    double val_loss, val_accuracy;
+    double lr;                   /**< the learning rate of the last step    */
+    double seconds;              /**< the epoch's wall time                 */
+    int64_t global_step;         /**< steps done, from the start of training */
+} kiln_epoch_logs;
+
+/** Options of kiln_model_fit; zero fields take the defaults in brackets. */
+typedef struct kiln_fit_options {
+    int64_t epochs;              /**< [1] train up to this epoch (epochs are
+                                      counted from 0; with resume, the run's
+                                      total, not further epochs)           */
+    int64_t batch;               /**< [32] samples per step (the last step
+                                      of an epoch may have fewer)          */
+    int shuffle;                 /**< reorder the training samples every
+                                      epoch (Fisher-Yates seeded by the
+                                      model seed and the epoch)            */
+    double validation_split;     /**< hold out this last fraction of train */
+    const kiln_dataset *validation; /**< or this data set (wins)           */
+    const kiln_lr_schedule *lr_schedule; /**< NULL: the optimizer's lr     */
+    int lr_per_epoch;            /**< schedule t = epoch, else global step  */
+    double clip_norm;            /**< > 0: clip the global gradient norm    */
+    int patience;                /**< > 0: stop after this many epochs
+                                      without improvement (early stopping) */
+    kiln_monitor monitor;
+    double min_delta;            /**< the least change that improves        */
+    int restore_best;            /**< end with the best epoch's weights     */
+    const char *checkpoint_path; /**< kiln_model_save here ...              */
+    int64_t checkpoint_every;    /**< ... every N steps [0: every epoch end] */
+    /** Start at the model's global step (restored by kiln_model_load, or
+     *  left by the last fit) instead of epoch 0: the same epoch, batch
+     *  position, shuffle order, learning rate and dropout masks, so the
+     *  loss curve continues exactly.  The batch size and the number of
+     *  training samples must be those the step was counted with. */
+    int resume;
+    kiln_progress progress;
+    FILE *progress_out;          /**< [stdout]                              */
+    /** Run every step op by op.  By default full-batch steps after the
+     *  first are recorded once and replayed (kiln_recording_replay), unless
+     *  the model has dropout or clip_norm is set; KILN_REPLAY=0 in the
+     *  environment does the same as this flag.  Results are equal. */
+    int eager_steps;
+    /** Called after every epoch; a nonzero return stops training. */
+    int (*on_epoch)(const kiln_epoch_logs *logs, void *user);
+    void *user;
+} kiln_fit_options;
+
+/** What a fit did; arrays (malloc'd) freed by kiln_history_free. */
+typedef struct kiln_history {
+    int64_t epochs;              /**< epochs run: entries in the arrays     */
+    int64_t first_epoch;         /**< index of the first (resume: > 0)      */
+    double *loss, *accuracy;     /**< per epoch; accuracy NaN for regression */
+    double *val_loss, *val_accuracy; /**< per epoch; NaN without validation */
+    int64_t steps;               /**< steps run                             */
+    double *step_loss;           /**< the loss of every step run, in order  */
+    int64_t best_epoch;          /**< epoch index of the best monitored value */
+    double best_value;
+    int stopped_early;           /**< by patience or by the callback        */
+    double seconds;
+    double samples_per_second;   /**< training samples over training time   */
+    uint64_t kernels_per_step;   /**< kernels of one step's graph run       */
+    uint64_t step_kernels_total; /**< all kernels of one step: graph,
+                                      clipping, optimizer, bookkeeping     */
+    uint64_t peak_step_bytes;    /**< most intermediate bytes of a step     */
+    int64_t replayed_steps;      /**< steps run from the recorded step      */
+    uint64_t recorded_step_kernels; /**< kernels in that recording          */
+} kiln_history;
+
+KILN_API void kiln_history_free(kiln_history *h);
+
+/**
+ * Trains on @train (samples of the model's input size; labels or targets
+ * as the loss needs) as @o says (NULL: defaults).  @h (may be NULL)
+ * receives what happened.  The loss is read from the device only at
+ * progress redraws and at the end of each epoch.  On an error the model
+ * keeps the weights of the last completed step.
+ */
+KILN_API kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
+                                    const kiln_fit_options *o,
+                                    kiln_history *h);
+
+/** Classification metrics; arrays malloc'd, freed by kiln_metrics_free. */
+typedef struct kiln_metrics {
+    int64_t count;               /**< samples                               */
+    double loss;                 /**< mean loss (NaN when not computed)     */
+    double accuracy;             /**< NaN for regression                    */
+    int classes;                 /**< 0 for regression                      */
+    double *precision, *recall, *f1; /**< per class (0 where undefined)     */
+    double macro_precision, macro_recall, macro_f1;
+    int64_t *confusion;          /**< [classes x classes]: row = true class,
+                                      column = predicted                   */
+} kiln_metrics;
+
+KILN_API void kiln_metrics_free(kiln_metrics *m);
+
+/**
+ * Metrics of @n predictions against the true classes (0..classes-1) on the
+ * host: confusion matrix, accuracy, per-class precision, recall and F1
+ * (0 where their denominators are 0) and their unweighted means; loss NaN.
+ */
+KILN_API kiln_status kiln_metrics_compute(kiln_context *ctx, int classes,
+                                          int64_t n, const int32_t *truth,
+                                          const int32_t *predicted,
+                                          kiln_metrics *out);
+
+/** Loss and metrics of the compiled model on @d in evaluation mode (dropout
+ *  off, batch norm's running statistics), @batch samples at a time (0:
+ *  32).  Classes: argmax of the output, or output > threshold (0 for
+ *  logits, 0.5 for MSE) for one output. */
+KILN_API kiln_status kiln_model_evaluate(kiln_model *m, const kiln_dataset *d,
+                                         int64_t batch, kiln_metrics *out);
+
+/** The model's outputs for every sample of @d in evaluation mode, as a new
+ *  tensor [count, output shape]: probabilities for the cross-entropy losses
+ *  (softmax or sigmoid of the logits), the last layer's output otherwise. */
+KILN_API kiln_tensor *kiln_model_predict(kiln_model *m, const kiln_dataset *d,
+                                         int64_t batch);
+
+/** Steps done in the current training (kiln_fit_options.resume). */
+KILN_API int64_t kiln_model_global_step(const kiln_model *m);
+
+/**
+ * Writes a checkpoint (one safetensors file, atomically): every parameter
+ * by name, the optimizer's state ("optimizer.<param>.m", ...), and in the
+ * metadata the model description as JSON ("kiln.model"), the global step,
+ * epoch, batch size, training-set size and optimizer step count.
+ */
+KILN_API kiln_status kiln_model_save(kiln_model *m, const char *path);
+/**
+ * Reads a checkpoint into a model built the same way: the description,
+ * names, shapes and dtypes are checked first and any difference is an
+ * error saying what differs ("layer 2 (dense) has 128 units, the file
+ * 256"), leaving the model unchanged.  Restores parameters, optimizer
+ * state and step counts, so kiln_fit_options.resume continues the run.
+ */
+KILN_API kiln_status kiln_model_load(kiln_model *m, const char *path);
 
 #ifdef __cplusplus
 }

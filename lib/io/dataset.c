@@ -378,8 +378,11 @@ kiln_status kiln_dataset_load_cifar10(kiln_context *ctx,
 /* Values per sample of a well-formed @d, or 0 when it is malformed. */
 static size_t sample_size(const kiln_dataset *d)
 {
+    /* Labels, regression targets or both. */
     if (d->count < 0 || d->ndim < 1 || d->ndim > 4 ||
-        (d->count > 0 && (!d->x || !d->y)))
+        (d->targets && (d->target_dim <= 0 ||
+                        d->target_dim >= (int64_t)MAX_VALUES)) ||
+        (d->count > 0 && (!d->x || (!d->y && !d->targets))))
         return 0;
     uint64_t size = 1;
     for (int i = 0; i < d->ndim; i++) {
@@ -411,23 +414,33 @@ static uint64_t split_below(uint64_t *s, uint64_t n)
     return r % n;
 }
 
-/* Copies samples idx[0..n) of @all into @d (same shape and classes). */
+/* Copies samples idx[0..n) of @all into @d (same shape and classes;
+ * labels and targets where @all has them). */
 static int split_copy(const kiln_dataset *all, size_t size,
                       const int64_t *idx, int64_t n, kiln_dataset *d)
 {
     *d = (kiln_dataset){.count = n, .ndim = all->ndim,
-                        .classes = all->classes};
+                        .classes = all->classes,
+                        .target_dim = all->targets ? all->target_dim : 0};
     memcpy(d->shape, all->shape, sizeof d->shape);
     if (n == 0)
         return 0;
+    size_t tdim = (size_t)d->target_dim;
     d->x = malloc((size_t)n * size * sizeof *d->x);
-    d->y = malloc((size_t)n * sizeof *d->y);
-    if (!d->x || !d->y)
+    d->y = all->y ? malloc((size_t)n * sizeof *d->y) : NULL;
+    d->targets = all->targets ? malloc((size_t)n * tdim * sizeof *d->targets)
+                              : NULL;
+    if (!d->x || (all->y && !d->y) || (all->targets && !d->targets))
         return -1;
     for (int64_t i = 0; i < n; i++) {
         memcpy(d->x + (size_t)i * size, all->x + (size_t)idx[i] * size,
                size * sizeof *d->x);
-        d->y[i] = all->y[idx[i]];
+        if (d->y)
+            d->y[i] = all->y[idx[i]];
+        if (d->targets)
+            memcpy(d->targets + (size_t)i * tdim,
+                   all->targets + (size_t)idx[i] * tdim,
+                   tdim * sizeof *d->targets);
     }
     return 0;
 }
@@ -488,5 +501,6 @@ void kiln_dataset_free(kiln_dataset *d)
         return;
     free(d->x);
     free(d->y);
+    free(d->targets);
     memset(d, 0, sizeof *d);
 }
