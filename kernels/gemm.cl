@@ -14,6 +14,7 @@
  * __local memory, zero-padded past the matrix edges, so any M, N, K works.
  * Groups loop grid-stride: dim 0 over column tiles, dim 1 over row tiles,
  * dim 2 over the batch.  Accumulation in T.
+ * Epilogue (kernels.h): + bias[n] and an activation, in registers.
  * Tunables: LOCAL_X, LOCAL_Y (LOCAL_Z = 1); C0 = RM, C1 = RN, C2 = TK.
  * __local use: TK * (BM + BN) elements of T.
  */
@@ -26,6 +27,7 @@ typedef struct {
     int c_sm, c_sb;
     uint alpha_lo, alpha_hi;
     uint beta_lo, beta_hi;
+    int epilogue, off_bias, bias_sn;
     uint pad[13];
 } gemm_params;
 
@@ -68,7 +70,8 @@ void gemm_load_tiles(__global const T *A, __global const T *B,
 }
 
 KILN_KERNEL void kiln_gemm(__global const T *A, __global const T *B,
-                           __global T *C, const gemm_params P)
+                           __global T *C, __global const T *bias,
+                           const gemm_params P)
 {
     __local T As[TK][BM];
     __local T Bs[TK][BN];
@@ -117,9 +120,13 @@ KILN_KERNEL void kiln_gemm(__global const T *A, __global const T *B,
                 if (gm >= p.m || gn >= p.n)
                     continue;
                 int at = c0 + gm * p.c_sm + gn;
-                T c = alpha * acc[i][j];
+                T c = alpha == (T)1 ? acc[i][j] : alpha * acc[i][j];
                 if (beta != (T)0)
                     c += beta * C[at];
+                if (p.epilogue & 1)
+                    c += bias[p.off_bias + gn * p.bias_sn];
+                if (p.epilogue >> 4)
+                    c = kiln_unary_op((p.epilogue >> 4) - 1, c);
                 C[at] = c;
             }
         }

@@ -17,10 +17,12 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
+#include "elementwise_ops.glsl"
 
 layout(std430, set = 0, binding = 0) readonly buffer A { T d[]; } a_;
 layout(std430, set = 0, binding = 1) readonly buffer B { T d[]; } b_;
 layout(std430, set = 0, binding = 2) buffer C { T d[]; } c_;
+layout(std430, set = 0, binding = 3) readonly buffer Bias { T d[]; } bias_;
 
 layout(push_constant, std430) uniform Params {
     int m, n, k, batch;
@@ -30,6 +32,7 @@ layout(push_constant, std430) uniform Params {
     int c_sm, c_sb;
     uint alpha_lo, alpha_hi;
     uint beta_lo, beta_hi;
+    int epilogue, off_bias, bias_sn;
 } p;
 
 const int RM = KILN_C0;
@@ -105,9 +108,15 @@ void main()
                 if (gm >= p.m || gn >= p.n)
                     continue;
                 int at = c0 + gm * p.c_sm + gn;
-                T v = alpha * acc[i * RN + j];
+                precise T v = alpha == T(1) ? acc[i * RN + j]
+                                            : alpha * acc[i * RN + j];
                 if (beta != T(0))
                     v += beta * c_.d[at];
+                /* Epilogue (kernels.h): bias, then an activation. */
+                if ((p.epilogue & 1) != 0)
+                    v += bias_.d[p.off_bias + gn * p.bias_sn];
+                if ((p.epilogue >> 4) != 0)
+                    v = kiln_unary_apply((p.epilogue >> 4) - 1, v);
                 c_.d[at] = v;
             }
         }

@@ -334,6 +334,157 @@ static void test_mlp_step(void)
     free(grads[1]);
 }
 
+/* Dense layers: gemm + bias (+ ReLU / sigmoid / tanh) run as one GEMM with
+ * an epilogue, equal to the separate kernels (bit for bit on the
+ * reference), for [N] and [1, N] biases, a transposed weight and a batched
+ * product. */
+static void test_gemm_epilogue(void)
+{
+    const int acts[4] = {-1, 0, 1, 2}; /* none, relu, sigmoid, tanh */
+    double worst = 0;
+    int kernels_ok = 1;
+    for (int c = 0; c < 16; c++) {
+        int act = acts[c % 4], bias2d = (c / 4) % 2, trans = c / 8;
+        double out[2][3 * 4 * 5];
+        int64_t n = 0;
+        for (int fused = 0; fused <= 1; fused++) {
+            kiln_graph *g = kiln_graph_new(ctx);
+            kiln_graph_set_fusion(g, fused);
+            kiln_node *x = kiln_g_input(g, "x", F, 3, (int64_t[]){-1, 4, 6});
+            double wd[30], bd[5], xd[72];
+            for (int i = 0; i < 30; i++)
+                wd[i] = 0.1 * ((i * 7) % 13) - 0.6;
+            for (int i = 0; i < 5; i++)
+                bd[i] = 0.3 * i - 0.5;
+            for (int i = 0; i < 72; i++)
+                xd[i] = 0.05 * ((i * 11) % 19) - 0.45;
+            kiln_tensor *wt = gc_tensor(ctx, F, 2,
+                                        trans ? (int64_t[]){5, 6}
+                                              : (int64_t[]){6, 5}, wd);
+            kiln_tensor *bt = gc_tensor(ctx, F, bias2d ? 2 : 1,
+                                        bias2d ? (int64_t[]){1, 5}
+                                               : (int64_t[]){5}, bd);
+            kiln_node *w = kiln_g_constant(g, wt), *b = kiln_g_constant(g, bt);
+            kiln_tensor_free(wt);
+            kiln_tensor_free(bt);
+            kiln_node *y = kiln_g_add(b, kiln_g_gemm(x, 0, w, trans));
+            if (act == 0)
+                y = kiln_g_relu(y);
+            else if (act == 1)
+                y = kiln_g_sigmoid(y);
+            else if (act == 2)
+                y = kiln_g_tanh(y);
+            kiln_tensor *xv = gc_tensor(ctx, F, 3, (int64_t[]){3, 4, 6}, xd);
+            double *r = gc_run1(g, 1, &x, &xv, y, &n);
+            kiln_graph_stats st;
+            kiln_graph_get_stats(g, &st);
+            if (fused)
+                kernels_ok &= st.kernels == 1 && st.fused_kernels == 1;
+            for (int64_t i = 0; r && i < n && i < 60; i++)
+                out[fused][i] = r[i];
+            if (!r)
+                worst = INFINITY;
+            free(r);
+            kiln_tensor_free(xv);
+            kiln_graph_free(g);
+        }
+        worst = fmax(worst, max_rel(out[1], out[0], n));
+    }
+    int exact = kiln_context_device(ctx)->backend == KILN_BACKEND_REFERENCE;
+    double tol = exact ? 0 : F == KILN_F64 ? 1e-14 : 1e-6;
+    CHECK(worst <= tol, "GEMM epilogues = separate kernels (%.3g, "
+          "tolerance %g)", worst, tol);
+    CHECK(kernels_ok, "a dense layer with bias and activation is one kernel");
+}
+
+/* A LeNet-shaped network (conv-relu-pool twice, dense-relu, dense,
+ * softmax cross-entropy) on 4 x 1 x 16 x 16: forward + backward with
+ * fusion on issues fewer kernels, and every gradient agrees. */
+static kiln_node *lenet_param(kiln_graph *g, int ndim, const int64_t *shape,
+                              uint64_t seed)
+{
+    kiln_tensor *t = kiln_tensor_new(ctx, F, ndim, shape);
+    kiln_init(t, KILN_INIT_XAVIER_UNIFORM, 0, 0, seed, 0);
+    kiln_node *v = kiln_g_variable(g, "p", t);
+    kiln_tensor_free(t);
+    return v;
+}
+
+static void test_lenet_step(void)
+{
+    uint64_t kernels[2];
+    double *grads[2][8];
+    int64_t counts[8];
+    for (int fused = 0; fused <= 1; fused++) {
+        kiln_graph *g = kiln_graph_new(ctx);
+        kiln_graph_set_fusion(g, fused);
+        kiln_node *x = kiln_g_input(g, "x", F, 4, (int64_t[]){-1, 1, 16, 16});
+        kiln_node *y = kiln_g_input(g, "y", KILN_I32, 1, (int64_t[]){-1});
+        kiln_node *p[8] = {
+            lenet_param(g, 4, (int64_t[]){4, 1, 5, 5}, 1),
+            lenet_param(g, 1, (int64_t[]){4}, 2),
+            lenet_param(g, 4, (int64_t[]){8, 4, 3, 3}, 3),
+            lenet_param(g, 1, (int64_t[]){8}, 4),
+            lenet_param(g, 2, (int64_t[]){32, 16}, 5),
+            lenet_param(g, 2, (int64_t[]){1, 16}, 6),
+            lenet_param(g, 2, (int64_t[]){16, 10}, 7),
+            lenet_param(g, 2, (int64_t[]){1, 10}, 8)};
+        kiln_conv2d_params same = {.mode = KILN_PAD_SAME};
+        kiln_pool2d_params pool = {.kernel = {2, 2}};
+        kiln_node *h = kiln_g_relu(kiln_g_conv2d(x, p[0], p[1], &same));
+        h = kiln_g_max_pool2d(h, &pool);                       /* 4x8x8  */
+        h = kiln_g_relu(kiln_g_conv2d(h, p[2], p[3], NULL));   /* 8x6x6  */
+        h = kiln_g_max_pool2d(kiln_g_max_pool2d(h, &pool), &pool); /* 8x1x1 */
+        h = kiln_g_flatten(kiln_g_concat((kiln_node *[]){h, h, h, h}, 4, 1),
+                           1, 3);                              /* 32     */
+        h = kiln_g_relu(kiln_g_add(kiln_g_matmul(h, p[4]), p[5]));
+        kiln_node *logits = kiln_g_add(kiln_g_matmul(h, p[6]), p[7]);
+        kiln_node *loss = kiln_g_softmax_cross_entropy(logits, y);
+        kiln_node *fetch[9];
+        fetch[0] = loss;
+        kiln_g_gradients(loss, 8, p, fetch + 1);
+        double xd[4 * 256];
+        for (int i = 0; i < 4 * 256; i++)
+            xd[i] = 0.01 * ((i * 37) % 101);
+        kiln_tensor *xv = gc_tensor(ctx, F, 4, (int64_t[]){4, 1, 16, 16}, xd);
+        kiln_tensor *yv = gc_tensor(ctx, KILN_I32, 1, (int64_t[]){4},
+                                    (double[]){3, 1, 4, 1});
+        kiln_feed feeds[2] = {{x, xv}, {y, yv}};
+        kiln_tensor *out[9] = {NULL};
+        kiln_status st = kiln_graph_run(g, 2, feeds, 9, fetch, out);
+        CHECK(st == KILN_OK, "LeNet step runs (fusion %d): %s", fused,
+              kiln_error_message(ctx));
+        kiln_graph_stats gs;
+        kiln_graph_get_stats(g, &gs);
+        kernels[fused] = gs.kernels;
+        for (int i = 0; i < 8; i++) {
+            grads[fused][i] = st == KILN_OK ? gc_read(out[1 + i], &counts[i])
+                                            : NULL;
+            kiln_tensor_free(out[1 + i]);
+        }
+        kiln_tensor_free(out[0]);
+        kiln_tensor_free(xv);
+        kiln_tensor_free(yv);
+        kiln_graph_free(g);
+    }
+    double worst = 0;
+    for (int i = 0; i < 8; i++) {
+        if (grads[0][i] && grads[1][i])
+            worst = fmax(worst, max_rel(grads[1][i], grads[0][i], counts[i]));
+        else
+            worst = INFINITY;
+        free(grads[0][i]);
+        free(grads[1][i]);
+    }
+    CHECK(worst <= (F == KILN_F64 ? 1e-13 : 1e-5),
+          "LeNet gradients agree with fusion on and off (%.3g)", worst);
+    CHECK(kernels[1] < kernels[0], "LeNet forward+backward: %llu kernels "
+          "fused < %llu unfused", (unsigned long long)kernels[1],
+          (unsigned long long)kernels[0]);
+    printf("  LeNet step: %llu kernels fused, %llu unfused\n",
+           (unsigned long long)kernels[1], (unsigned long long)kernels[0]);
+}
+
 int main(int argc, char **argv)
 {
     ctx = harness_open(harness_device(argc, argv), 64);
@@ -355,6 +506,8 @@ int main(int argc, char **argv)
         test_layout_fallback();
         test_assign_order();
         test_mlp_step();
+        test_lenet_step();
+        test_gemm_epilogue();
         if (F == KILN_F32)
             break;
         F = KILN_F32; /* and again in f32 */

@@ -83,6 +83,11 @@ void kiln_cpu_argreduce(const kiln_dispatch *d, void *const *base)
     }
 }
 
+static double round_to(kiln_dtype t, double v)
+{
+    return t == KILN_F32 ? (double)(float)v : v;
+}
+
 void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base)
 {
     const kiln_gemm_params *p = (const void *)d->params;
@@ -103,6 +108,16 @@ void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base)
                 double c = alpha * acc;
                 if (beta != 0)
                     c += beta * kiln_cpu_load(base[2], d->dtype, at);
+                /* The epilogue rounds to T between steps, as the separate
+                 * add and activation kernels would. */
+                if (p->epilogue & KILN_GEMM_BIAS)
+                    c = round_to(d->dtype, c) +
+                        kiln_cpu_load(base[3], d->dtype,
+                                      p->off_bias + n * p->bias_sn);
+                if (p->epilogue >> KILN_GEMM_ACT_SHIFT)
+                    c = kiln_cpu_unary_float(
+                        (p->epilogue >> KILN_GEMM_ACT_SHIFT) - 1,
+                        round_to(d->dtype, c));
                 kiln_cpu_store(base[2], d->dtype, at, c);
             }
         }

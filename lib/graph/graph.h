@@ -123,6 +123,9 @@ kiln_tensor *kiln__g_input_value(kiln_node *n, int i);
 kiln_status kiln__g_fuse_plan(kiln_graph *g);
 kiln_status kiln__g_fuse_run(kiln_graph *g, kiln_node *root);
 
+/** Is @n a matrix product (attr.i[0], i[1]: the transposes)? */
+int kiln__g_is_gemm(const kiln_node *n);
+
 /* Builders the backward rules use (graph_ops_math.c). */
 kiln_node *kiln__g_unary(const char *call, kiln_node *x, int op);
 kiln_node *kiln__g_binary(const char *call, kiln_node *a, kiln_node *b,

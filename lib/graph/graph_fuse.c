@@ -10,6 +10,12 @@
  * last node) is the only value written to memory.  Groups never span an
  * assignment, whose effect on a variable must be seen in program order.
  *
+ * Before that, a matrix product whose only use adds a bias of its width
+ * ([N] or [1, N]), optionally followed by ReLU, sigmoid or tanh (each the
+ * only use of the one before), becomes one GEMM whose epilogue adds the
+ * bias and applies the activation in registers: a dense layer in one
+ * kernel.  (Convolutions add their bias inside already.)
+ *
  * Run: at the root, the members become one program (one instruction each,
  * registers in member order) over the outside inputs broadcast to the
  * root's shape - broadcasting composes, so reading an input directly at
@@ -88,14 +94,62 @@ static int merge_ext(group_info *out, const group_info *a,
     return 0;
 }
 
+static int is_activation(const kiln_node *n)
+{
+    return n->op->fuse == KILN_GFUSE_UNARY &&
+           (n->attr.i[0] == KILN_UNARY_RELU ||
+            n->attr.i[0] == KILN_UNARY_SIGMOID ||
+            n->attr.i[0] == KILN_UNARY_TANH);
+}
+
+/* Marks gemm -> add(bias) [-> activation] chains (epi[id] = 1, fused_into
+ * = the chain's last node).  @only[id]: the one consumer of a value used
+ * once in this run; @mutations as in kiln__g_fuse_plan. */
+static void plan_epilogues(kiln_graph *g, char *epi, kiln_node **only,
+                           const int *mutations)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        kiln_node *gm = g->nodes[i];
+        if (!gm->needed || !kiln__g_is_gemm(gm) || gm->uses_left != 1 ||
+            !kiln__is_float(gm->dtype))
+            continue;
+        kiln_node *add = only[i];
+        if (!add || add->op->fuse != KILN_GFUSE_BINARY ||
+            add->attr.i[0] != KILN_BINARY_ADD || add->ndim != gm->ndim ||
+            add->inputs[0] == add->inputs[1])
+            continue;
+        kiln_node *bias = add->inputs[add->inputs[0] == gm ? 1 : 0];
+        int64_t n = gm->shape[gm->ndim - 1];
+        int fits = n > 0 && bias->shape[bias->ndim - 1] == n &&
+                   (bias->ndim == 1 ||
+                    (bias->ndim == 2 && bias->shape[0] == 1));
+        if (!fits || mutations[add->id] != mutations[i])
+            continue;
+        kiln_node *root = add;
+        kiln_node *act = add->uses_left == 1 ? only[add->id] : NULL;
+        if (act && is_activation(act) && mutations[act->id] == mutations[i])
+            root = act;
+        for (kiln_node *m = gm;; m = only[m->id]) {
+            epi[m->id] = 1;
+            m->fused_into = root->id;
+            if (m == root)
+                break;
+        }
+    }
+}
+
 kiln_status kiln__g_fuse_plan(kiln_graph *g)
 {
     int n = g->nnodes;
     group_info *info = calloc((size_t)n, sizeof *info);
     int *mutations = calloc((size_t)n + 1, sizeof *mutations);
-    if (!info || !mutations) {
+    char *epi = calloc((size_t)n + 1, 1);
+    kiln_node **only = calloc((size_t)n + 1, sizeof *only);
+    if (!info || !mutations || !epi || !only) {
         free(info);
         free(mutations);
+        free(epi);
+        free(only);
         return kiln__error(g->ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
                            "kiln_graph_run: out of host memory");
     }
@@ -103,10 +157,17 @@ kiln_status kiln__g_fuse_plan(kiln_graph *g)
     for (int i = 0; i < n; i++)
         mutations[i + 1] = mutations[i] +
                            (g->nodes[i]->needed && g->nodes[i]->op->mutates);
+    for (int i = 0; i < n; i++) {
+        kiln_node *node = g->nodes[i];
+        for (int k = 0; node->needed && k < node->ninputs; k++)
+            if (node->inputs[k]->uses_left == 1)
+                only[node->inputs[k]->id] = node;
+    }
+    plan_epilogues(g, epi, only, mutations);
 
     for (int i = 0; i < n; i++) {
         kiln_node *node = g->nodes[i];
-        if (!fusable(g, node))
+        if (epi[i] || !fusable(g, node))
             continue;
         group_info *gi = &info[i];
         gi->ninstr = 1;
@@ -119,7 +180,7 @@ kiln_status kiln__g_fuse_plan(kiln_graph *g)
         for (int k = 0; k < node->ninputs; k++) {
             kiln_node *p = node->inputs[k];
             /* p's group joins when this node is its only use. */
-            if (p->fused_into != p->id || !fusable(g, p) ||
+            if (epi[p->id] || p->fused_into != p->id || !fusable(g, p) ||
                 p->uses_left != 1)
                 continue;
             group_info merged;
@@ -139,6 +200,8 @@ kiln_status kiln__g_fuse_plan(kiln_graph *g)
             g->nodes[i]->fused_into = -1;
     free(info);
     free(mutations);
+    free(epi);
+    free(only);
     return KILN_OK;
 }
 
@@ -171,10 +234,35 @@ static kiln_status run_unfused(kiln_graph *g, kiln_node **members, int count)
     return st;
 }
 
+/* A GEMM with its bias (+ activation) epilogue; members: gemm, add[, act]. */
+static kiln_status run_epilogue(kiln_graph *g, kiln_node *root,
+                                kiln_node **members, int count)
+{
+    kiln_node *gm = members[0], *add = members[1];
+    kiln_tensor *a = gm->inputs[0]->out.t[0], *b = gm->inputs[1]->out.t[0];
+    kiln_tensor *bias = add->inputs[add->inputs[0] == gm ? 1 : 0]->out.t[0];
+    int64_t n = b->shape[b->ndim - (gm->attr.i[1] ? 2 : 1)];
+    int ok = bias->shape[bias->ndim - 1] == n &&
+             (bias->ndim == 1 || (bias->ndim == 2 && bias->shape[0] == 1));
+    if (!ok) /* a run-time shape the epilogue cannot take */
+        return run_unfused(g, members, count);
+    root->out.t[0] = kiln__gemm_bias_act(
+        g->ctx, "kiln_graph_run", a, (int)gm->attr.i[0], b,
+        (int)gm->attr.i[1], bias, count == 3 ? (int)members[2]->attr.i[0] : -1);
+    if (!root->out.t[0])
+        return kiln_status_of(g->ctx);
+    g->stats.nodes += (uint64_t)count;
+    g->stats.fused_nodes += (uint64_t)count;
+    g->stats.fused_kernels++;
+    return KILN_OK;
+}
+
 kiln_status kiln__g_fuse_run(kiln_graph *g, kiln_node *root)
 {
     kiln_node *members[KILN_FUSED_MAX_INSTRS];
     int count = members_of(g, root, members);
+    if (kiln__g_is_gemm(members[0]))
+        return run_epilogue(g, root, members, count);
     kiln_fused_program prog = {0};
     kiln_node *ext[KILN_FUSED_MAX_INPUTS];
     int next = 0;

@@ -152,6 +152,39 @@ static kiln_status run_binary(kiln_node *n, kiln_tensor *const *in,
     return out->t[0] ? KILN_OK : kiln_status_of(n->g->ctx);
 }
 
+/*
+ * Does operand @k of the broadcasting node @n provably have @n's shape at
+ * run time, so its gradient needs no sum_to_like (whose `like` input would
+ * be a second use of the operand, keeping it from fusing)?  True when every
+ * dim matches a known size, or is free in the operand while every other
+ * operand has 1 (or nothing) there - x [-1, 120] + b [1, 120].
+ */
+static int has_output_shape(const kiln_node *n, int k)
+{
+    const kiln_node *x = n->inputs[k];
+    if (x->ndim != n->ndim)
+        return 0;
+    for (int d = 0; d < n->ndim; d++) {
+        if (x->shape[d] >= 0 && x->shape[d] == n->shape[d])
+            continue;
+        if (x->shape[d] != -1)
+            return 0;
+        for (int j = 0; j < n->ninputs; j++) {
+            const kiln_node *o = n->inputs[j];
+            int od = d - (n->ndim - o->ndim);
+            if (j != k && od >= 0 && o->shape[od] != 1)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* The gradient of operand @k from @g (of @n's shape). */
+static kiln_node *to_operand(kiln_node *n, int k, kiln_node *g)
+{
+    return has_output_shape(n, k) ? g : kiln__g_sum_to_like(g, n->inputs[k]);
+}
+
 static kiln_status binary_backward(kiln_node *n, kiln_node *dy,
                                    const int *need, kiln_node **dx)
 {
@@ -198,8 +231,8 @@ static kiln_status binary_backward(kiln_node *n, kiln_node *dy,
                      : NULL;
         break;
     }
-    dx[0] = need[0] && da ? kiln__g_sum_to_like(da, a) : NULL;
-    dx[1] = need[1] && db ? kiln__g_sum_to_like(db, b) : NULL;
+    dx[0] = need[0] && da ? to_operand(n, 0, da) : NULL;
+    dx[1] = need[1] && db ? to_operand(n, 1, db) : NULL;
     return built(n->g, 2, dx, need);
 }
 
@@ -314,12 +347,8 @@ static kiln_status select_backward(kiln_node *n, kiln_node *dy,
 {
     kiln_node *c = n->inputs[0], *zero = scalar_like(n, 0);
     dx[0] = NULL; /* the condition is discrete */
-    dx[1] = need[1] ? kiln__g_sum_to_like(kiln_g_select(c, dy, zero),
-                                          n->inputs[1])
-                    : NULL;
-    dx[2] = need[2] ? kiln__g_sum_to_like(kiln_g_select(c, zero, dy),
-                                          n->inputs[2])
-                    : NULL;
+    dx[1] = need[1] ? to_operand(n, 1, kiln_g_select(c, dy, zero)) : NULL;
+    dx[2] = need[2] ? to_operand(n, 2, kiln_g_select(c, zero, dy)) : NULL;
     int need_values[3] = {0, need[1], need[2]};
     return built(n->g, 3, dx, need_values);
 }
@@ -735,6 +764,11 @@ kiln_node *kiln_g_gemm(kiln_node *a, int transpose_a, kiln_node *b,
     kiln__g_set_shape(n, a->dtype, nb + 2, shape);
     kiln__copy_string(n->name, sizeof n->name, "matmul");
     return n;
+}
+
+int kiln__g_is_gemm(const kiln_node *n)
+{
+    return n->op == &gop_gemm;
 }
 
 kiln_node *kiln_g_matmul(kiln_node *a, kiln_node *b)

@@ -9,6 +9,7 @@
  * in-order queue (OpenCL) and the hazard tracker's barriers (Vulkan) make
  * that reuse safe while earlier kernels are still running.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,9 @@ kiln_status kiln_graph_run(kiln_graph *g, int nfeeds, const kiln_feed *feeds,
     if (st == KILN_OK && g->fusion)
         st = kiln__g_fuse_plan(g);
 
+    /* KILN_GRAPH_TRACE=1: one line per kernel-issuing step on stderr, to
+     * see what a run computes and what fused. */
+    int trace = kiln__env_long("KILN_GRAPH_TRACE", 0) != 0;
     uint64_t live = 0;
     for (int i = 0; st == KILN_OK && i < g->nnodes; i++) {
         kiln_node *n = g->nodes[i];
@@ -187,6 +191,14 @@ kiln_status kiln_graph_run(kiln_graph *g, int nfeeds, const kiln_feed *feeds,
         }
         if (n->fused_into >= 0 && n->fused_into != n->id)
             continue; /* computed inside its group's kernel, at the root */
+        if (trace) {
+            kiln_context_stats cs;
+            kiln_context_get_stats(g->ctx, &cs);
+            fprintf(stderr, "kiln graph: node %d %s%s (kernels so far %llu)\n",
+                    n->id, kiln_node_name(n),
+                    n->fused_into == n->id ? " [fused group root]" : "",
+                    (unsigned long long)cs.dispatches);
+        }
         if (n->fused_into == n->id) {
             st = kiln__g_fuse_run(g, n);
         } else {

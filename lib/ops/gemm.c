@@ -73,10 +73,32 @@ static kiln_tensor *batched(kiln_tensor *t, int nb, const int64_t *bshape,
     return c;
 }
 
+/* The graph's bias + activation fused into the GEMM (kernels.h). */
+typedef struct gemm_epilogue {
+    kiln_tensor *bias;   /* [N] or [1, N], or NULL                         */
+    int act;             /* enum kiln_unary_op, or -1                      */
+} gemm_epilogue;
+
+static const gemm_epilogue no_epilogue = {NULL, -1};
+
+/* Binding 3 and the epilogue fields (binding 3 repeats @a without bias). */
+static void bind_epilogue(kiln_dispatch *d, kiln_gemm_params *p,
+                          const gemm_epilogue *e, const kiln_tensor *a)
+{
+    p->epilogue = (e->bias ? KILN_GEMM_BIAS : 0) |
+                  (e->act >= 0 ? (e->act + 1) << KILN_GEMM_ACT_SHIFT : 0);
+    if (e->bias) {
+        p->off_bias = (int32_t)kiln__block_offset(e->bias);
+        p->bias_sn = (int32_t)e->bias->stride[e->bias->ndim - 1];
+    }
+    kiln__bind(d, e->bias ? e->bias : a, KILN_ACCESS_READ);
+}
+
 static kiln_status run_gemm(kiln_context *ctx, const char *call,
                             kiln_tensor *a, int ta, kiln_tensor *b, int tb,
                             kiln_tensor *c, int64_t sa, int64_t sb,
-                            int64_t batch, double alpha, double beta)
+                            int64_t batch, double alpha, double beta,
+                            const gemm_epilogue *e)
 {
     int an = a->ndim, bn = b->ndim, cn = c->ndim;
     int64_t m = c->shape[cn - 2], n = c->shape[cn - 1];
@@ -116,6 +138,7 @@ static kiln_status run_gemm(kiln_context *ctx, const char *call,
     kiln__bind(&d, a, KILN_ACCESS_READ);
     kiln__bind(&d, b, KILN_ACCESS_READ);
     kiln__bind(&d, c, beta != 0 ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_WRITE);
+    bind_epilogue(&d, p, e, a);
     return kiln__launch(ctx, call, &d, -1);
 }
 
@@ -158,13 +181,15 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
     kiln__bind(&d, b->t, KILN_ACCESS_READ);
     kiln__bind(&d, c->t,
                beta != 0 ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_WRITE);
+    bind_epilogue(&d, p, &no_epilogue, a->t);
     return kiln__launch(ctx, call, &d, -1);
 }
 
 /* The shared body of kiln_matmul and kiln_gemm on >= 2-D operands. */
 static kiln_tensor *product(const char *call, kiln_context *ctx,
                             kiln_tensor *a, int ta, kiln_tensor *b, int tb,
-                            double alpha, double beta, kiln_tensor *c)
+                            double alpha, double beta, kiln_tensor *c,
+                            const gemm_epilogue *e)
 {
     char sa_buf[160], sb_buf[160];
     if (a->dtype != b->dtype || !kiln__is_float(a->dtype))
@@ -224,7 +249,7 @@ static kiln_tensor *product(const char *call, kiln_context *ctx,
     kiln_status s = KILN_ERROR_OUT_OF_HOST_MEMORY;
     if (va && vb)
         s = run_gemm(ctx, call, va, ta, vb, tb, out, sa, sb, batch, alpha,
-                     beta);
+                     beta, e);
     kiln_tensor_free(va);
     kiln_tensor_free(vb);
     if (s != KILN_OK && out != c) {
@@ -250,7 +275,28 @@ kiln_tensor *kiln_gemm(kiln_tensor *a, int transpose_a, kiln_tensor *b,
     if (c && c->ctx != ctx)
         return kiln__error_null(ctx, KILN_ERROR_INVALID_ARGUMENT,
                                 "%s: C comes from another context", call);
-    return product(call, ctx, a, transpose_a, b, transpose_b, alpha, beta, c);
+    return product(call, ctx, a, transpose_a, b, transpose_b, alpha, beta, c,
+                   &no_epilogue);
+}
+
+kiln_tensor *kiln__gemm_bias_act(kiln_context *ctx, const char *call,
+                                 kiln_tensor *a, int ta, kiln_tensor *b,
+                                 int tb, kiln_tensor *bias, int act)
+{
+    if (a->ndim < 2 || b->ndim < 2 || bias->dtype != a->dtype ||
+        (act >= 0 && act != KILN_UNARY_RELU && act != KILN_UNARY_SIGMOID &&
+         act != KILN_UNARY_TANH))
+        return kiln__error_null(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                                "%s: no GEMM epilogue for these operands",
+                                call);
+    int64_t n = b->shape[b->ndim - (tb ? 2 : 1)];
+    int ok = bias->shape[bias->ndim - 1] == n &&
+             (bias->ndim == 1 || (bias->ndim == 2 && bias->shape[0] == 1));
+    if (!ok)
+        return kiln__error_null(ctx, KILN_ERROR_SHAPE,
+                                "%s: a GEMM bias must be [N] or [1, N]", call);
+    gemm_epilogue e = {bias, act};
+    return product(call, ctx, a, ta, b, tb, 1.0, 0.0, NULL, &e);
 }
 
 kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b)
@@ -273,7 +319,7 @@ kiln_tensor *kiln_matmul(kiln_tensor *a, kiln_tensor *b)
         pb = kiln_reshape(b, 2, (int64_t[]){b->shape[0], 1});
     kiln_tensor *r = NULL;
     if (pa && pb)
-        r = product(call, ctx, pa, 0, pb, 0, 1.0, 0.0, NULL);
+        r = product(call, ctx, pa, 0, pb, 0, 1.0, 0.0, NULL, &no_epilogue);
     if (pa != a)
         kiln_tensor_free(pa);
     if (pb != b)

@@ -87,6 +87,13 @@ typedef struct kiln_matrix_view {
     int64_t off, si, sj, sb;
 } kiln_matrix_view;
 
+/** op(A) op(B) + bias, then the unary op @act (RELU, SIGMOID, TANH; -1:
+ *  none) in the GEMM's own epilogue: one kernel for a dense layer.  @bias
+ *  is [N] or [1, N] of the operands' dtype.  A new tensor, as kiln_gemm. */
+kiln_tensor *kiln__gemm_bias_act(kiln_context *ctx, const char *call,
+                                 kiln_tensor *a, int ta, kiln_tensor *b,
+                                 int tb, kiln_tensor *bias, int act);
+
 /** C[z] = alpha A[z] B[z] + beta C[z] (M x K times K x N, @batch of them)
  *  on raw strided views of existing tensors, for ops that lay out their
  *  own operands (convolution).  beta == 0: C is not read. */

@@ -159,7 +159,15 @@ typedef struct kiln_reduce_params {
  * Tuning: local = (LX, LY); consts[0] = RM rows and consts[1] = RN columns
  * per thread, consts[2] = TK (k-tile); a group computes an (LY*RM) x (LX*RN)
  * tile of C; groups = (tiles along N, tiles along M, batches), each loops
- * grid-stride over batches. */
+ * grid-stride over batches.
+ * Epilogue (the graph's bias + activation fusion), applied to each C value
+ * after alpha/beta, in T: if (epilogue & KILN_GEMM_BIAS), + bias[off_bias +
+ * n * bias_sn] (binding 3; without it binding 3 repeats A, untouched);
+ * then, if (epilogue >> 4) is nonzero, the unary op (epilogue >> 4) - 1
+ * (kiln_unary_op codes: RELU, SIGMOID, TANH).  alpha == 1 skips the
+ * multiply, so bias + activation round exactly as the separate kernels. */
+#define KILN_GEMM_BIAS 1
+#define KILN_GEMM_ACT_SHIFT 4
 typedef struct kiln_gemm_params {
     int32_t m, n, k, batch;
     int32_t off_a, off_b, off_c;
@@ -168,6 +176,7 @@ typedef struct kiln_gemm_params {
     int32_t c_sm, c_sb;
     uint32_t alpha_lo, alpha_hi;
     uint32_t beta_lo, beta_hi;
+    int32_t epilogue, off_bias, bias_sn;
 } kiln_gemm_params;
 
 #endif /* KILN_KERNELS_H */
