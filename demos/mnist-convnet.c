@@ -36,6 +36,7 @@ int main(int argc, char **argv)
         .defaults = {.epochs = 10, .batch = 128, .lr = 1e-3, .seed = 1},
         .load = demo_load_digits,
         .build = build,
+        .augment = demo_augment_shift, /* shifts of up to 2 pixels */
         .target = 98.5,
         .fast_epochs = 1, .fast_samples = 512, .fast_target = 50,
     };

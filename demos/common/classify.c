@@ -104,6 +104,51 @@ int demo_load_fashion(const demo_args *a, kiln_context *ctx,
     return 0;
 }
 
+int demo_load_cifar10(const demo_args *a, kiln_context *ctx,
+                      kiln_dataset *train, kiln_dataset *test)
+{
+    char dir[1024];
+    const char *env = getenv("KILN_CIFAR10_DIR");
+    snprintf(dir, sizeof dir, "%s",
+             a->data       ? a->data
+             : env && *env ? env
+                           : KILN_SOURCE_ROOT "/.deps/cifar-10-batches-bin");
+    static const char *const names[6] = {
+        "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+        "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+    char paths[6][1100];
+    const char *p[6];
+    int missing = 0;
+    for (int i = 0; i < 6; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", dir, names[i]);
+        p[i] = paths[i];
+        missing += access(p[i], R_OK) != 0;
+    }
+    if (missing) { /* not an error: say what to do and stop */
+        printf("CIFAR-10 is not in %s (%d of its 6 files missing).\n"
+               "Put data_batch_1.bin ... data_batch_5.bin and test_batch.bin "
+               "there, or pass --data DIR:\n"
+               "  download the \"CIFAR-10 binary version\" "
+               "(cifar-10-binary.tar.gz, 162 MB) from\n"
+               "  https://www.cs.toronto.edu/~kriz/cifar.html, then\n"
+               "  tar xzf cifar-10-binary.tar.gz   # makes "
+               "cifar-10-batches-bin/ with those files\n", dir, missing);
+        return 1;
+    }
+    if (kiln_dataset_load_cifar10(ctx, p, 5, train) != KILN_OK ||
+        kiln_dataset_load_cifar10(ctx, p + 5, 1, test) != KILN_OK) {
+        fprintf(stderr, "cannot load CIFAR-10: %s\n", kiln_error_message(ctx));
+        kiln_dataset_free(train);
+        return -1;
+    }
+    printf("data: CIFAR-10 from %s: %lld training, %lld test images\n", dir,
+           (long long)train->count, (long long)test->count);
+    keep_first(train, a->limit);
+    if (a->fast)
+        keep_first(test, 500);
+    return 0;
+}
+
 /* The class of each row of @probs [n, classes]. */
 static void argmax_rows(const float *probs, int64_t n, int classes,
                         int32_t *out)
@@ -136,9 +181,40 @@ static int predict_some(kiln_model *m, const kiln_dataset *d, int n,
     return st == KILN_OK ? 0 : -1;
 }
 
+/* A demo's augmentation hook and the training set it rewrites. */
+typedef struct augmentation {
+    void (*augment)(kiln_dataset *train, int64_t ntrain, int64_t epoch,
+                    uint64_t seed);
+    kiln_dataset *train;
+    int64_t ntrain;
+    uint64_t seed;
+} augmentation;
+
+/* kiln_fit_options.on_epoch: prepares the next epoch's samples. */
+static int augment_next_epoch(const kiln_epoch_logs *logs, void *user)
+{
+    augmentation *g = user;
+    if (logs->epoch + 1 < logs->epochs)
+        g->augment(g->train, g->ntrain, logs->epoch + 1, g->seed);
+    return 0;
+}
+
+static int train_classifier(const demo_args *a, kiln_model *m,
+                            const kiln_dataset *train,
+                            const kiln_dataset *test, const char *name,
+                            double target, augmentation *aug);
+
 int demo_train_classifier(const demo_args *a, kiln_model *m,
                           const kiln_dataset *train, const kiln_dataset *test,
                           const char *name, double target)
+{
+    return train_classifier(a, m, train, test, name, target, NULL);
+}
+
+static int train_classifier(const demo_args *a, kiln_model *m,
+                            const kiln_dataset *train,
+                            const kiln_dataset *test, const char *name,
+                            double target, augmentation *aug)
 {
     kiln_context *ctx = kiln_model_context(m);
     kiln_model_summary(m, stdout);
@@ -151,8 +227,25 @@ int demo_train_classifier(const demo_args *a, kiln_model *m,
         printf("loaded %s (global step %lld)\n", a->load,
                (long long)kiln_model_global_step(m));
     }
+    /* Cosine decay of the learning rate over the run, per epoch: the last
+     * epochs take small steps, worth a few tenths of a percent. */
+    kiln_lr_schedule cosine = {.kind = KILN_LR_COSINE, .lr = a->lr,
+                               .lr_min = a->lr / 20,
+                               .period = a->epochs};
     kiln_fit_options fo = {.epochs = a->epochs, .batch = a->batch,
-                           .shuffle = 1, .validation_split = 0.05};
+                           .shuffle = 1, .validation_split = 0.05,
+                           .lr_schedule = &cosine, .lr_per_epoch = 1};
+    if (aug) {
+        /* fit trains on all but the last 5 % (its validation split). */
+        aug->ntrain = train->count - (int64_t)floor((double)train->count *
+                                                    fo.validation_split);
+        aug->augment(aug->train, aug->ntrain, 0, aug->seed);
+        fo.on_epoch = augment_next_epoch;
+        fo.user = aug;
+        printf("augmentation: the %lld training images moved anew every "
+               "epoch (seed %llu; see the demo's augment function)\n",
+               (long long)aug->ntrain, (unsigned long long)aug->seed);
+    }
     kiln_history h = {0};
     printf("training: %d epochs, batch %lld, %lld samples\n", a->epochs,
            (long long)a->batch, (long long)train->count);
@@ -240,14 +333,21 @@ int demo_classifier_main(int argc, char **argv, const demo_classifier *c)
         return 2;
     kiln_dataset train = {0}, test = {0};
     int rc = 2;
-    if (c->load(&a, ctx, &train, &test) == 0) {
+    int loaded = c->load(&a, ctx, &train, &test);
+    if (loaded == 1)
+        rc = 0; /* no data: the loader said where to put it */
+    if (loaded == 0) {
         kiln_model *m = kiln_model_new(ctx, KILN_F32, train.ndim, train.shape,
                                        a.seed);
         kiln_optimizer_config opt = {.kind = KILN_OPT_ADAM, .lr = a.lr};
         if (c->build(m) == KILN_OK &&
             kiln_model_compile(m, KILN_LOSS_SOFTMAX_XENT, &opt) == KILN_OK)
-            rc = demo_train_classifier(&a, m, &train, &test, c->name,
-                                       a.fast ? c->fast_target : c->target);
+            rc = train_classifier(&a, m, &train, &test, c->name,
+                                  a.fast ? c->fast_target : c->target,
+                                  c->augment ? &(augmentation){c->augment,
+                                                               &train, 0,
+                                                               a.seed}
+                                             : NULL);
         else
             fprintf(stderr, "%s: building the model: %s\n", c->name,
                     kiln_error_message(ctx));

@@ -44,6 +44,15 @@ int demo_svg_curves(const char *path, const char *title, const char *ylabel,
                     int nseries, const char *const *names,
                     const double *const *ys, int n);
 
+/* An SVG x/y chart of @nseries named series: series s has counts[s]
+ * points (xs[s][i], ys[s][i]), drawn as a line through them in order, or
+ * as dots where dots[s] is set (e.g. data samples).  NaN points are
+ * skipped.  Returns 0 on success. */
+int demo_svg_xy(const char *path, const char *title, const char *xlabel,
+                const char *ylabel, int nseries, const char *const *names,
+                const double *const *xs, const double *const *ys,
+                const int *counts, const int *dots);
+
 /* A PNG heat map of a classes x classes confusion matrix (rows: true
  * class, columns: predicted), each cell shaded by its share of the row,
  * with the counts' order of magnitude visible.  0 on success. */
@@ -64,6 +73,13 @@ int demo_load_digits(const demo_args *a, kiln_context *ctx,
 /* Fashion-MNIST from /usr/share/datasets/fashion-mnist (or --data). */
 int demo_load_fashion(const demo_args *a, kiln_context *ctx,
                       kiln_dataset *train, kiln_dataset *test);
+/* CIFAR-10's binary batches (data_batch_1..5.bin, test_batch.bin) from
+ * --data DIR, else $KILN_CIFAR10_DIR, else .deps/cifar-10-batches-bin in
+ * the source tree.  --limit trims the training set, --fast the test set to
+ * 500.  Returns 1 after saying where to put the files (and where to get
+ * them) when they are absent, -1 on errors, 0 on success. */
+int demo_load_cifar10(const demo_args *a, kiln_context *ctx,
+                      kiln_dataset *train, kiln_dataset *test);
 
 /* Fits the compiled @m on @train (5 % held out for validation curves),
  * evaluates on @test, writes loss.svg, accuracy.svg, confusion.png and
@@ -75,19 +91,33 @@ int demo_train_classifier(const demo_args *a, kiln_model *m,
                           const kiln_dataset *train, const kiln_dataset *test,
                           const char *name, double target);
 
+/* splitmix64: small, seeded, the same numbers on every machine. */
+uint64_t demo_next_random(uint64_t *state);
+
+/* demo_classifier.augment for digits and clothes: every training image
+ * moved by up to 2 pixels each way, background moving in (no flips: a
+ * mirrored digit may be another digit). */
+void demo_augment_shift(kiln_dataset *train, int64_t ntrain, int64_t epoch,
+                        uint64_t seed);
+
 /* An image-classification demo: its name, its model and its data. */
 typedef struct demo_classifier {
     const char *name;
     const char *usage;
     demo_args defaults;          /* epochs, batch, lr, seed              */
     int (*load)(const demo_args *a, kiln_context *ctx, kiln_dataset *train,
-                kiln_dataset *test);
+                kiln_dataset *test);  /* 0 ok, -1 error, 1 no data: exit 0 */
     kiln_status (*build)(kiln_model *m); /* adds the layers              */
     double target;               /* test accuracy (%) of a full run      */
     int fast_epochs;             /* --fast: epochs, training samples     */
     int64_t fast_samples;
     int64_t fast_batch;          /* --fast: batch size (0: the default)  */
     double fast_target;          /* --fast: the accuracy it must reach   */
+    /* Optional (NULL: none): rewrites the first @ntrain samples of @train
+     * (those trained on; the validation part is left alone) in place
+     * before each epoch, e.g. data augmentation. */
+    void (*augment)(kiln_dataset *train, int64_t ntrain, int64_t epoch,
+                    uint64_t seed);
 } demo_classifier;
 
 /* Parses the options, opens the device, loads the data, builds and

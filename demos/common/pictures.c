@@ -82,6 +82,111 @@ int demo_svg_curves(const char *path, const char *title, const char *ylabel,
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* A round tick step (1, 2 or 5 times a power of ten) giving at most six
+ * intervals over [lo, hi]. */
+static double tick_step(double lo, double hi)
+{
+    double raw = (hi - lo) / 6, p = pow(10, floor(log10(raw)));
+    return raw / p <= 1 ? p : raw / p <= 2 ? 2 * p : raw / p <= 5 ? 5 * p
+                                                                  : 10 * p;
+}
+
+int demo_svg_xy(const char *path, const char *title, const char *xlabel,
+                const char *ylabel, int nseries, const char *const *names,
+                const double *const *xs, const double *const *ys,
+                const int *counts, const int *dots)
+{
+    static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c",
+                                          "#ff7f0e", "#9467bd", "#8c564b",
+                                          "#e377c2", "#7f7f7f"};
+    const double W = 640, H = 400, L = 70, R = 20, T = 40, B = 50;
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int s = 0; s < nseries; s++)
+        for (int i = 0; i < counts[s]; i++)
+            if (isfinite(xs[s][i]) && isfinite(ys[s][i])) {
+                x0 = fmin(x0, xs[s][i]);
+                x1 = fmax(x1, xs[s][i]);
+                y0 = fmin(y0, ys[s][i]);
+                y1 = fmax(y1, ys[s][i]);
+            }
+    if (!(x0 <= x1) || !(y0 <= y1))
+        return -1;
+    if (x1 - x0 < 1e-12) {
+        x0 -= 0.5;
+        x1 += 0.5;
+    }
+    if (y1 - y0 < 1e-12) {
+        y0 -= 0.5;
+        y1 += 0.5;
+    }
+    /* Axes from one round tick to another. */
+    double xstep = tick_step(x0, x1), ystep = tick_step(y0, y1);
+    x0 = floor(x0 / xstep) * xstep;
+    x1 = ceil(x1 / xstep) * xstep;
+    y0 = floor(y0 / ystep) * ystep;
+    y1 = ceil(y1 / ystep) * ystep;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" "
+               "height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H);
+    fprintf(f, "<rect width=\"%g\" height=\"%g\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"%g\" y=\"24\" font-size=\"16\">%s</text>\n", L,
+            title);
+    fprintf(f, "<text x=\"14\" y=\"%g\" transform=\"rotate(-90 14 %g)\">%s"
+               "</text>\n", H / 2, H / 2, ylabel);
+    fprintf(f, "<text x=\"%g\" y=\"%g\">%s</text>\n", W / 2, H - 12, xlabel);
+    fprintf(f, "<path d=\"M%g %g V%g H%g\" stroke=\"black\" fill=\"none\"/>\n",
+            L, T, H - B, W - R);
+    for (double v = y0; v <= y1 + ystep / 2; v += ystep) { /* y grid */
+        double y = H - B - (H - T - B) * (v - y0) / (y1 - y0);
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3g</text>\n",
+                L - 6, y + 4, fabs(v) < ystep / 2 ? 0 : v);
+        fprintf(f, "<path d=\"M%g %g H%g\" stroke=\"#ddd\"/>\n", L, y, W - R);
+    }
+    for (double v = x0; v <= x1 + xstep / 2; v += xstep) { /* x ticks */
+        double x = L + (W - L - R) * (v - x0) / (x1 - x0);
+        fprintf(f, "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%.3g"
+                   "</text>\n", x, H - B + 16, fabs(v) < xstep / 2 ? 0 : v);
+    }
+    for (int s = 0; s < nseries; s++) {
+        const char *c = colours[s % 8];
+        if (dots[s])
+            fprintf(f, "<g fill=\"%s\" fill-opacity=\"0.35\">\n", c);
+        else
+            fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                       "d=\"", c);
+        int pen = 0;
+        for (int i = 0; i < counts[s]; i++) {
+            if (!isfinite(xs[s][i]) || !isfinite(ys[s][i])) {
+                pen = 0;
+                continue;
+            }
+            double x = L + (W - L - R) * (xs[s][i] - x0) / (x1 - x0);
+            double y = H - B - (H - T - B) * (ys[s][i] - y0) / (y1 - y0);
+            if (dots[s])
+                fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.5\"/>\n", x,
+                        y);
+            else
+                fprintf(f, "%c%.1f %.1f ", pen ? 'L' : 'M', x, y);
+            pen = 1;
+        }
+        fprintf(f, dots[s] ? "</g>\n" : "\"/>\n");
+    }
+    /* The legend on a white box, so it stays readable over the data. */
+    fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"150\" height=\"%d\" "
+               "fill=\"white\" fill-opacity=\"0.85\"/>\n", W - R - 156,
+            T - 4, 16 * nseries + 6);
+    for (int s = 0; s < nseries; s++)
+        fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"12\" height=\"4\" "
+                   "fill=\"%s\"/><text x=\"%g\" y=\"%g\">%s</text>\n",
+                W - R - 150, T + 4 + 16 * s, colours[s % 8], W - R - 134,
+                T + 10 + 16 * s, names[s]);
+    fprintf(f, "</svg>\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 /* ---- PNG ------------------------------------------------------------------ */
 
 /* Writes @w x @h RGB pixels. */
