@@ -123,6 +123,11 @@ kiln_tensor *kiln__g_input_value(kiln_node *n, int i);
 kiln_status kiln__g_fuse_plan(kiln_graph *g);
 kiln_status kiln__g_fuse_run(kiln_graph *g, kiln_node *root);
 
+/** KILN_OK when every gradient @need asks for was built into @dx, else
+ *  the context's error (backward rules end with it). */
+kiln_status kiln__g_built(kiln_graph *g, int nout, kiln_node **dx,
+                          const int *need);
+
 /** Is @n a matrix product (attr.i[0], i[1]: the transposes)? */
 int kiln__g_is_gemm(const kiln_node *n);
 

@@ -1,7 +1,7 @@
 /*
  * fit.c - the training loop (kiln_model_fit), evaluation and prediction:
- * batches staged from host data sets onto the device, one graph run per
- * step fetching the loss and every gradient, optional clipping, the
+ * batches (batch.c) staged from host data sets onto the device, one graph
+ * run per step fetching the loss and every gradient, optional clipping, the
  * optimizer's fused updates, validation, early stopping, checkpoints and
  * resume.
  *
@@ -24,239 +24,6 @@
 #define FIT_CALL "kiln_model_fit"
 #define DEFAULT_BATCH 32
 
-/* ---- data sets and batches ------------------------------------------------ */
-
-static int64_t dataset_sample_numel(const kiln_dataset *d)
-{
-    int64_t count = 1;
-    for (int i = 0; i < d->ndim && i < 4; i++)
-        count *= d->shape[i];
-    return count;
-}
-
-static int64_t input_numel(const kiln_model *m)
-{
-    int64_t count = 1;
-    for (int i = 0; i < m->in_ndim; i++)
-        count *= m->in_shape[i];
-    return count;
-}
-
-/* Classes of the model's output for labels: C of [N, C] logits, 2 for a
- * single output. */
-static int64_t output_classes(const kiln_model *m)
-{
-    int64_t count = model__sample_numel(model__output(m));
-    return count == 1 ? 2 : count;
-}
-
-kiln_status model__check_dataset(kiln_model *m, const char *call,
-                                 const char *what, const kiln_dataset *d,
-                                 int need_answers)
-{
-    kiln_context *ctx = m->ctx;
-    if (!d)
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "%s: the %s data set is NULL", call, what);
-    if (d->count < 1 || !d->x || d->ndim < 1 || d->ndim > 4)
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "%s: the %s data set has %lld samples, %d dims "
-                           "and %s x (needs samples, 1 to 4 dims, x)", call,
-                           what, (long long)d->count, d->ndim,
-                           d->x ? "an" : "no");
-    char a[96], b[96];
-    if (dataset_sample_numel(d) != input_numel(m))
-        return kiln__error(ctx, KILN_ERROR_SHAPE,
-                           "%s: %s samples are %s (%lld values), the model "
-                           "takes %s (%lld)", call, what,
-                           kiln__shape_string(d->ndim, d->shape, a, sizeof a),
-                           (long long)dataset_sample_numel(d),
-                           kiln__shape_string(m->in_ndim, m->in_shape, b,
-                                              sizeof b),
-                           (long long)input_numel(m));
-    if (!need_answers)
-        return KILN_OK;
-    int64_t outputs = model__sample_numel(model__output(m));
-    int use_targets = m->loss != KILN_LOSS_SOFTMAX_XENT && d->targets;
-    if (use_targets && d->target_dim != outputs)
-        return kiln__error(ctx, KILN_ERROR_SHAPE,
-                           "%s: %s targets have %lld values per sample, the "
-                           "model's output %lld", call, what,
-                           (long long)d->target_dim, (long long)outputs);
-    if (use_targets)
-        return KILN_OK;
-    if (!d->y)
-        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "%s: the %s data set has no %s", call, what,
-                           m->loss == KILN_LOSS_SOFTMAX_XENT
-                               ? "labels (y)"
-                               : "targets and no labels (y)");
-    /* Labels as class indices (softmax; one-hot targets) must fit the
-     * output; a single output takes the label value as its target. */
-    if (m->loss == KILN_LOSS_SOFTMAX_XENT || outputs > 1)
-        for (int64_t i = 0; i < d->count; i++)
-            if (d->y[i] < 0 || d->y[i] >= outputs)
-                return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                   "%s: label %d of %s sample %lld is "
-                                   "outside the model's %lld classes", call,
-                                   (int)d->y[i], what, (long long)i,
-                                   (long long)outputs);
-    return KILN_OK;
-}
-
-static void *grow(void **buf, size_t *cap, size_t bytes)
-{
-    if (bytes > *cap) {
-        void *p = realloc(*buf, bytes);
-        if (!p)
-            return NULL;
-        *buf = p;
-        *cap = bytes;
-    }
-    return *buf;
-}
-
-/* Stores @v as element @i of a host array of @dtype. */
-static void put(void *buf, kiln_dtype dtype, size_t i, double v)
-{
-    if (dtype == KILN_F64)
-        ((double *)buf)[i] = v;
-    else
-        ((float *)buf)[i] = (float)v;
-}
-
-void model__batch_free(model_batch *b)
-{
-    kiln_tensor_free(b->x);
-    kiln_tensor_free(b->labels);
-    kiln_tensor_free(b->targets);
-    memset(b, 0, sizeof *b);
-}
-
-kiln_status model__stage(kiln_model *m, const char *call,
-                         const kiln_dataset *d, const int64_t *idx,
-                         int64_t start, int64_t n, int want_labels,
-                         int want_targets, model_batch *b)
-{
-    memset(b, 0, sizeof *b);
-    b->n = n;
-    size_t es = kiln_dtype_size(m->dtype);
-    size_t size = (size_t)input_numel(m);
-    int64_t outputs = model__sample_numel(model__output(m));
-    size_t tdim = (size_t)outputs;
-    if (!grow(&m->stage_x, &m->stage_x_cap, (size_t)n * size * es) ||
-        (want_labels && d->y &&
-         !grow((void **)&m->stage_y, &m->stage_y_cap,
-               (size_t)n * sizeof(int32_t))) ||
-        (want_targets &&
-         !grow(&m->stage_t, &m->stage_t_cap, (size_t)n * tdim * es)))
-        return kiln__error(m->ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
-                           "%s: out of host memory for a batch of %lld", call,
-                           (long long)n);
-    for (int64_t i = 0; i < n; i++) {
-        size_t s = (size_t)(idx ? idx[i] : start + i);
-        const float *src = d->x + s * size;
-        if (m->dtype == KILN_F32)
-            memcpy((float *)m->stage_x + (size_t)i * size, src,
-                   size * sizeof *src);
-        else
-            for (size_t k = 0; k < size; k++)
-                put(m->stage_x, m->dtype, (size_t)i * size + k, src[k]);
-        if (want_labels && d->y)
-            m->stage_y[i] = d->y[s];
-        if (!want_targets)
-            continue;
-        size_t at = (size_t)i * tdim;
-        if (d->targets)
-            for (size_t k = 0; k < tdim; k++)
-                put(m->stage_t, m->dtype, at + k, d->targets[s * tdim + k]);
-        else if (tdim == 1)
-            put(m->stage_t, m->dtype, at, d->y[s]);
-        else /* one-hot */
-            for (size_t k = 0; k < tdim; k++)
-                put(m->stage_t, m->dtype, at + k, (int64_t)k == d->y[s]);
-    }
-    int64_t shape[KILN_MAX_DIMS] = {n};
-    memcpy(shape + 1, m->in_shape, sizeof(int64_t) * (size_t)m->in_ndim);
-    b->x = kiln_tensor_from_data(m->ctx, m->dtype, m->in_ndim + 1, shape,
-                                 m->stage_x, (size_t)n * size * es);
-    if (b->x && want_labels && d->y)
-        b->labels = kiln_tensor_from_data(m->ctx, KILN_I32, 1, &n, m->stage_y,
-                                          (size_t)n * sizeof(int32_t));
-    if (b->x && want_targets) {
-        int64_t tshape[KILN_MAX_DIMS];
-        int nd = kiln_node_shape(m->targets, tshape);
-        tshape[0] = n;
-        b->targets = kiln_tensor_from_data(m->ctx, m->dtype, nd, tshape,
-                                           m->stage_t, (size_t)n * tdim * es);
-    }
-    if (!b->x || (want_labels && d->y && !b->labels) ||
-        (want_targets && !b->targets)) {
-        model__batch_free(b);
-        return kiln_status_of(m->ctx);
-    }
-    return KILN_OK;
-}
-
-/* The feeds of a batch: x, and labels/targets where staged. */
-static int batch_feeds(const kiln_model *m, const model_batch *b,
-                       kiln_feed *feeds)
-{
-    int n = 0;
-    feeds[n++] = (kiln_feed){m->input, b->x};
-    if (b->labels)
-        feeds[n++] = (kiln_feed){m->labels, b->labels};
-    if (b->targets)
-        feeds[n++] = (kiln_feed){m->targets, b->targets};
-    return n;
-}
-
-/* Copies the 0-D or [n] value @v into dst[at .. at+n) of a 1-D @dst. */
-static kiln_status store_at(kiln_tensor *dst, int64_t at, kiln_tensor *v)
-{
-    int64_t n = kiln_tensor_ndim(v) == 0 ? 1 : kiln_tensor_dim(v, 0);
-    kiln_tensor *slot = kiln_slice(dst, 0, at, at + n, 1);
-    kiln_tensor *flat = kiln_reshape(v, 1, &n);
-    kiln_status st = slot && flat ? kiln_copy(slot, flat)
-                                  : kiln_status_of(kiln_tensor_context(dst));
-    kiln_tensor_free(slot);
-    kiln_tensor_free(flat);
-    return st;
-}
-
-/* Reads elements [from, to) of a 1-D device buffer as doubles into @out. */
-static kiln_status read_range(kiln_tensor *buf, int64_t from, int64_t to,
-                              double *out)
-{
-    if (to <= from)
-        return KILN_OK;
-    kiln_dtype dt = kiln_tensor_dtype(buf);
-    size_t es = kiln_dtype_size(dt);
-    size_t n = (size_t)(to - from);
-    void *host = malloc(n * es);
-    kiln_tensor *part = kiln_slice(buf, 0, from, to, 1);
-    kiln_status st = host && part ? kiln_tensor_read(part, host, n * es)
-                                  : KILN_ERROR_OUT_OF_HOST_MEMORY;
-    if (!host && part)
-        st = kiln__error(kiln_tensor_context(buf),
-                         KILN_ERROR_OUT_OF_HOST_MEMORY,
-                         FIT_CALL ": out of host memory");
-    else if (!part)
-        st = kiln_status_of(kiln_tensor_context(buf));
-    for (size_t i = 0; st == KILN_OK && i < n; i++)
-        out[i] = dt == KILN_F64   ? ((double *)host)[i]
-                 : dt == KILN_F32 ? ((float *)host)[i]
-                                  : ((int32_t *)host)[i];
-    free(host);
-    kiln_tensor_free(part);
-    return st;
-}
-
-static kiln_tensor *new_buffer(kiln_context *ctx, kiln_dtype dtype, int64_t n)
-{
-    return kiln_tensor_new(ctx, dtype, 1, &n);
-}
-
 /* ---- evaluation and prediction ------------------------------------------- */
 
 /*
@@ -277,8 +44,8 @@ static kiln_status run_evaluation(kiln_model *m, const char *call,
         *pred = NULL;
     int classes = m->pred_class && d->y;
     int64_t nb = (d->count + batch - 1) / batch;
-    kiln_tensor *losses = new_buffer(ctx, m->dtype, nb);
-    kiln_tensor *preds = classes ? new_buffer(ctx, KILN_I32, d->count) : NULL;
+    kiln_tensor *losses = model__new_buffer(ctx, m->dtype, nb);
+    kiln_tensor *preds = classes ? model__new_buffer(ctx, KILN_I32, d->count) : NULL;
     double *host_losses = malloc(sizeof(double) * (size_t)nb);
     double *host_preds = classes ? malloc(sizeof(double) *
                                           (size_t)d->count)
@@ -298,23 +65,23 @@ static kiln_status run_evaluation(kiln_model *m, const char *call,
         if (st != KILN_OK)
             break;
         kiln_feed feeds[3];
-        int nfeeds = batch_feeds(m, &mb, feeds);
+        int nfeeds = model__batch_feeds(m, &mb, feeds);
         kiln_node *fetch[2] = {m->loss_node, m->pred_class};
         kiln_tensor *out[2] = {NULL, NULL};
         st = kiln_graph_run(m->g, nfeeds, feeds, classes ? 2 : 1, fetch,
                             out);
         if (st == KILN_OK)
-            st = store_at(losses, b, out[0]);
+            st = model__store_at(losses, b, out[0]);
         if (st == KILN_OK && classes)
-            st = store_at(preds, i0, out[1]);
+            st = model__store_at(preds, i0, out[1]);
         kiln_tensor_free(out[0]);
         kiln_tensor_free(out[1]);
         model__batch_free(&mb);
     }
     if (st == KILN_OK)
-        st = read_range(losses, 0, nb, host_losses);
+        st = model__read_range(losses, 0, nb, host_losses);
     if (st == KILN_OK && classes)
-        st = read_range(preds, 0, d->count, host_preds);
+        st = model__read_range(preds, 0, d->count, host_preds);
     if (st == KILN_OK) {
         /* Each batch's loss is a mean: weigh it by the batch's size. */
         double sum = 0;
@@ -394,7 +161,7 @@ kiln_status kiln_model_evaluate(kiln_model *m, const kiln_dataset *d,
     int32_t *pred = NULL;
     st = run_evaluation(m, call, d, batch, &loss, &accuracy, &pred);
     if (st == KILN_OK && pred) {
-        int classes = (int)output_classes(m);
+        int classes = (int)model__output_classes(m);
         if (d->classes > classes)
             classes = d->classes;
         st = kiln_metrics_compute(m->ctx, classes, d->count, d->y, pred, out);
@@ -581,7 +348,7 @@ static kiln_status replay_step(kiln_model *m, step_replay *r,
     r->nout = nfetch;
     r->in.n = mb->n;
     kiln_feed feeds[3];
-    int nfeeds = batch_feeds(m, &r->in, feeds);
+    int nfeeds = model__batch_feeds(m, &r->in, feeds);
     st = kiln_recording_begin(m->ctx);
     if (st != KILN_OK)
         return st;
@@ -728,7 +495,7 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
                                (long long)nval,
                                (long long)(train->count - nval));
         int64_t ntr = train->count - nval;
-        size_t size = (size_t)dataset_sample_numel(train);
+        size_t size = (size_t)model__dataset_sample_numel(train);
         tr.count = ntr;
         val = *train;
         val.count = nval;
@@ -804,8 +571,8 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
         return kiln__error(ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
                            "%s: out of host memory", call);
     }
-    s.losses = new_buffer(ctx, m->dtype, spe);
-    s.corrects = new_buffer(ctx, KILN_I32, spe);
+    s.losses = model__new_buffer(ctx, m->dtype, spe);
+    s.corrects = model__new_buffer(ctx, KILN_I32, spe);
     st = s.losses && s.corrects ? KILN_OK : kiln_status_of(ctx);
     s.fetch[0] = m->loss_node;
     if (has_classes)
@@ -860,9 +627,9 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
                                  1 + has_classes,
                                  opt.lr_schedule ? lr : -1.0);
                 if (st == KILN_OK)
-                    st = store_at(s.losses, b, replay.out[0]);
+                    st = model__store_at(s.losses, b, replay.out[0]);
                 if (st == KILN_OK && has_classes)
-                    st = store_at(s.corrects, b, replay.out[1]);
+                    st = model__store_at(s.corrects, b, replay.out[1]);
                 model__batch_free(&mb);
                 if (st != KILN_OK)
                     break;
@@ -872,7 +639,7 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
                 goto step_done;
             }
             kiln_feed feeds[3];
-            int nfeeds = batch_feeds(m, &mb, feeds);
+            int nfeeds = model__batch_feeds(m, &mb, feeds);
             /* Dropout draws run r's masks at Philox offset r * 2^32: tie
              * them to the step, so a resumed run draws the same ones. */
             kiln_graph_set_runs(m->g, (uint64_t)m->global_step);
@@ -898,9 +665,9 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
                                          s.grads,
                                          opt.lr_schedule ? lr : -1.0);
             if (st == KILN_OK)
-                st = store_at(s.losses, b, s.out[0]);
+                st = model__store_at(s.losses, b, s.out[0]);
             if (st == KILN_OK && has_classes)
-                st = store_at(s.corrects, b, s.out[1]);
+                st = model__store_at(s.corrects, b, s.out[1]);
             for (int i = 0; i < nfetch; i++) {
                 kiln_tensor_free(s.out[i]);
                 s.out[i] = NULL;
@@ -920,9 +687,9 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
             if (model__progress_due(&progress)) {
                 /* The running means so far: the one host read a redraw
                  * costs. */
-                st = read_range(s.losses, b0, b + 1, s.host_losses + b0);
+                st = model__read_range(s.losses, b0, b + 1, s.host_losses + b0);
                 if (st == KILN_OK && has_classes)
-                    st = read_range(s.corrects, b0, b + 1,
+                    st = model__read_range(s.corrects, b0, b + 1,
                                     s.host_corrects + b0);
                 double lsum = 0, right = 0;
                 for (int64_t k = b0; st == KILN_OK && k <= b; k++) {
@@ -944,9 +711,9 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
         if (st != KILN_OK)
             break;
         /* The epoch's numbers: one read of the step buffers. */
-        st = read_range(s.losses, b0, spe, s.host_losses + b0);
+        st = model__read_range(s.losses, b0, spe, s.host_losses + b0);
         if (st == KILN_OK && has_classes)
-            st = read_range(s.corrects, b0, spe, s.host_corrects + b0);
+            st = model__read_range(s.corrects, b0, spe, s.host_corrects + b0);
         if (st != KILN_OK)
             break;
         train_seconds += model__now() - epoch_start;

@@ -113,7 +113,7 @@ kiln_node *model__output(const kiln_model *m);
 /** Parameter index by name, or -1. */
 int model__param_index(const kiln_model *m, const char *name);
 
-/* ---- fit.c ---------------------------------------------------------------- */
+/* ---- batch.c and fit.c ------------------------------------------------------ */
 
 /** One batch on the device; NULL members where not wanted. */
 typedef struct model_batch {
@@ -133,6 +133,22 @@ kiln_status model__stage(kiln_model *m, const char *call,
                          int64_t start, int64_t n, int want_labels,
                          int want_targets, model_batch *b);
 void model__batch_free(model_batch *b);
+/** The feeds of a staged batch: x, and labels/targets where staged;
+ *  returns how many (at most 3). */
+int model__batch_feeds(const kiln_model *m, const model_batch *b,
+                       kiln_feed *feeds);
+/** Values in one sample of @d. */
+int64_t model__dataset_sample_numel(const kiln_dataset *d);
+/** Classes of the output for labels: C of [N, C] logits, 2 for one output. */
+int64_t model__output_classes(const kiln_model *m);
+/** A new 1-D device buffer of @n values (per-step losses, counts). */
+kiln_tensor *model__new_buffer(kiln_context *ctx, kiln_dtype dtype,
+                               int64_t n);
+/** Copies the 0-D or [n] value @v into dst[at .. at+n) of a 1-D @dst. */
+kiln_status model__store_at(kiln_tensor *dst, int64_t at, kiln_tensor *v);
+/** Reads elements [from, to) of a 1-D device buffer as doubles into @out. */
+kiln_status model__read_range(kiln_tensor *buf, int64_t from, int64_t to,
+                              double *out);
 
 /* ---- progress.c ------------------------------------------------------------ */
 
