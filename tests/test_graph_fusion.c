@@ -58,7 +58,7 @@ static kiln_node *random_dag(kiln_graph *g, kiln_node *x, kiln_node *y,
     pool[n++] = x;
     pool[n++] = y;
     pool[n++] = kiln_g_scalar(g, F, 0.75);
-    int steps = harness_int(&r, 4, 40);
+    int steps = harness_int(&r, 4, 28);
     for (int s = 0; s < steps; s++) {
         kiln_node *a = pool[harness_int(&r, 0, n - 1)];
         kiln_node *b = pool[harness_int(&r, 0, n - 1)];
@@ -128,7 +128,12 @@ static void test_random_dags(const double *xd, const double *yd)
 {
     double worst_off = 0, worst_ref = 0;
     uint64_t kernels_on = 0, kernels_off = 0;
-    for (int seed = 1; seed <= 30; seed++) {
+    /* Each distinct program is one OpenCL build (~0.5 s on PoCL with a cold
+     * cache), so the devices get fewer DAGs than the reference. */
+    int dags = kiln_context_device(ctx)->backend == KILN_BACKEND_REFERENCE
+                   ? 30
+                   : 12;
+    for (int seed = 1; seed <= dags; seed++) {
         kiln_graph_stats on, off;
         int64_t n1 = 0, n2 = 0, n3 = 0;
         double *a = run_built(ctx, random_dag, seed, 1, xd, yd, &n1, &on);
@@ -159,7 +164,7 @@ static void test_random_dags(const double *xd, const double *yd)
     CHECK(kernels_on < kernels_off, "random DAGs: %llu kernels fused, %llu "
           "unfused", (unsigned long long)kernels_on,
           (unsigned long long)kernels_off);
-    printf("  30 random DAGs: %llu kernels fused vs %llu unfused\n",
+    printf("  %d random DAGs: %llu kernels fused vs %llu unfused\n", dags,
            (unsigned long long)kernels_on, (unsigned long long)kernels_off);
 }
 
