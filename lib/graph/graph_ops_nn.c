@@ -1,7 +1,8 @@
 /*
  * graph_ops_nn.c - graph nodes for the layers' ops (convolution, pooling,
- * softmax, losses, dropout, normalisation, embedding, recurrent layers),
- * each with its backward rule.
+ * softmax, losses, dropout; graph_ops_nn_seq.c: normalisation, embedding,
+ * recurrent layers), each with its backward rule, and their shared
+ * helpers (graph_nn.h).
  *
  * Forward nodes run the eager op, so graph and eager results are the same
  * numbers.  What a backward pass needs besides the inputs is kept in the
@@ -21,31 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/graph.h"
-
-#define GRAD_CALL "kiln_g_gradients"
+#include "graph/graph_nn.h"
 
 /* ---- shared helpers ----------------------------------------------------- */
 
 /* The usual ending of a run: @t becomes the node's value. */
-static kiln_status ran(kiln_node *n, kiln_tensor *t, kiln_gvalue *out)
+kiln_status kiln__gnn_ran(kiln_node *n, kiln_tensor *t, kiln_gvalue *out)
 {
     out->t[0] = t;
     return t ? KILN_OK : kiln_status_of(n->g->ctx);
-}
-
-/* Every wanted gradient (need[i]) was built, or the error why not. */
-static kiln_status built(kiln_graph *g, int n, kiln_node **dx,
-                         const int *need)
-{
-    for (int i = 0; i < n; i++)
-        if (need[i] && !dx[i])
-            return kiln_status_of(g->ctx) != KILN_OK
-                       ? kiln_status_of(g->ctx)
-                       : kiln__error(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                     "%s: a gradient node could not be "
-                                     "built", GRAD_CALL);
-    return KILN_OK;
 }
 
 /* Two build-time sizes that cannot be equal (-1 fits anything). */
@@ -55,14 +40,14 @@ static int differ(int64_t a, int64_t b)
 }
 
 /* "[2, -1, 3]" for messages. */
-static const char *shape_of(const kiln_node *n, char *buf, size_t size)
+const char *kiln__gnn_shape_of(const kiln_node *n, char *buf, size_t size)
 {
     return kiln__shape_string(n->ndim, n->shape, buf, size);
 }
 
 /* The graph of the required @nodes, refusing a context already in error
  * (build nothing more) and @nopt optional nodes of another graph. */
-static kiln_graph *graph_of(const char *call, int n, kiln_node *const *nodes,
+kiln_graph *kiln__gnn_graph_of(const char *call, int n, kiln_node *const *nodes,
                             int nopt, kiln_node *const *opt)
 {
     kiln_graph *g = kiln__g_args(call, n, nodes);
@@ -77,7 +62,7 @@ static kiln_graph *graph_of(const char *call, int n, kiln_node *const *nodes,
 }
 
 /* Is @x a float node of @dtype (or any float dtype when @dtype < 0)? */
-static kiln_node *need_float(kiln_graph *g, const char *call,
+kiln_node *kiln__gnn_need_float(kiln_graph *g, const char *call,
                              const char *what, kiln_node *x, int dtype)
 {
     if (kiln__is_float(x->dtype) && (dtype < 0 || (int)x->dtype == dtype))
@@ -94,7 +79,7 @@ static kiln_node *need_float(kiln_graph *g, const char *call,
 
 /* Is @x (optional when NULL) a node of @ndim dims of @dtype whose sizes
  * fit @shape (-1 entries fit anything)? */
-static int check_shape(kiln_graph *g, const char *call, const char *what,
+int kiln__gnn_check_shape(kiln_graph *g, const char *call, const char *what,
                        const kiln_node *x, kiln_dtype dtype, int ndim,
                        const int64_t *shape)
 {
@@ -113,7 +98,7 @@ static int check_shape(kiln_graph *g, const char *call, const char *what,
     if (!ok) {
         kiln__error(g->ctx, KILN_ERROR_SHAPE,
                     "%s: %s is %s, expected %s", call, what,
-                    shape_of(x, a, sizeof a),
+                    kiln__gnn_shape_of(x, a, sizeof a),
                     kiln__shape_string(ndim, shape, b, sizeof b));
         return 0;
     }
@@ -122,7 +107,7 @@ static int check_shape(kiln_graph *g, const char *call, const char *what,
 
 /* The node of @op on @inputs with @dtype and @shape (NULL after an
  * error), named by its op. */
-static kiln_node *make(const char *call, const kiln_gop *op, int ninputs,
+kiln_node *kiln__gnn_make(const char *call, const kiln_gop *op, int ninputs,
                        kiln_node *const *inputs, kiln_dtype dtype, int ndim,
                        const int64_t *shape)
 {
@@ -147,7 +132,7 @@ static kiln_tensor *scalar_tensor(kiln_context *ctx, kiln_dtype dtype,
 /* Does a needed node of @op read @n in this run?  (Forward nodes skip
  * saving what no backward node of this run will read: a loss's gradient,
  * the RNN tape.) */
-static int read_by(const kiln_node *n, const kiln_gop *op)
+int kiln__gnn_read_by(const kiln_node *n, const kiln_gop *op)
 {
     const kiln_graph *g = n->g;
     for (int i = n->id + 1; i < g->nnodes; i++) {
@@ -166,11 +151,7 @@ static int read_by(const kiln_node *n, const kiln_gop *op)
 /* Several results of one backward op live in one node's extra outputs
  * (attr.i[1] = 0: out.t[k]) or in an array in its aux (attr.i[1] = 1:
  * the RNN gradients); k = attr.i[0].  The value is a view. */
-typedef struct saved_grads {
-    kiln_tensor *t[7];
-} saved_grads;
-
-static void saved_grads_free(void *p)
+void kiln__gnn_saved_grads_free(void *p)
 {
     saved_grads *s = p;
     for (int i = 0; i < 7; i++)
@@ -194,16 +175,16 @@ static kiln_status run_pick(kiln_node *n, kiln_tensor *const *in,
                            "kiln_graph_run: node '%s' did not save result "
                            "%d that a gradient reads", kiln_node_name(src),
                            k);
-    return ran(n, kiln__tensor_view(t), out);
+    return kiln__gnn_ran(n, kiln__tensor_view(t), out);
 }
 
 static const kiln_gop gop_pick = {.name = "pick", .run = run_pick,
                                   .no_grad = 1};
 
-static kiln_node *pick(kiln_node *src, int k, int from_aux, kiln_dtype dtype,
+kiln_node *kiln__gnn_pick(kiln_node *src, int k, int from_aux, kiln_dtype dtype,
                        int ndim, const int64_t *shape)
 {
-    kiln_node *n = make(GRAD_CALL, &gop_pick, 1, &src, dtype, ndim, shape);
+    kiln_node *n = kiln__gnn_make(GRAD_CALL, &gop_pick, 1, &src, dtype, ndim, shape);
     if (n) {
         n->attr.i[0] = k;
         n->attr.i[1] = from_aux;
@@ -212,10 +193,10 @@ static kiln_node *pick(kiln_node *src, int k, int from_aux, kiln_dtype dtype,
 }
 
 /* The gradient node @like's shape and dtype from output @k of @src. */
-static kiln_node *pick_like(kiln_node *src, int k, int from_aux,
+kiln_node *kiln__gnn_pick_like(kiln_node *src, int k, int from_aux,
                             const kiln_node *like)
 {
-    return pick(src, k, from_aux, like->dtype, like->ndim, like->shape);
+    return kiln__gnn_pick(src, k, from_aux, like->dtype, like->ndim, like->shape);
 }
 
 /* ---- conv2d ------------------------------------------------------------- */
@@ -237,7 +218,7 @@ static kiln_status run_conv2d(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_conv2d_params p;
     conv_params(n, &p);
-    return ran(n, kiln_conv2d(in[0], in[1], n->attr.i[8] ? in[2] : NULL, &p),
+    return kiln__gnn_ran(n, kiln_conv2d(in[0], in[1], n->attr.i[8] ? in[2] : NULL, &p),
                out);
 }
 
@@ -247,7 +228,7 @@ static kiln_status run_conv2d_dx(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_conv2d_params p;
     conv_params(n, &p);
-    return ran(n, kiln_conv2d_backward_data(in[0], in[1], in[2]->shape, &p),
+    return kiln__gnn_ran(n, kiln_conv2d_backward_data(in[0], in[1], in[2]->shape, &p),
                out);
 }
 
@@ -257,7 +238,7 @@ static kiln_status run_conv2d_dw(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_conv2d_params p;
     conv_params(n, &p);
-    return ran(n,
+    return kiln__gnn_ran(n,
                kiln_conv2d_backward_weights(in[0], in[1], in[2]->shape, &p),
                out);
 }
@@ -265,7 +246,7 @@ static kiln_status run_conv2d_dw(kiln_node *n, kiln_tensor *const *in,
 static kiln_status run_conv2d_db(kiln_node *n, kiln_tensor *const *in,
                                  kiln_gvalue *out)
 {
-    return ran(n, kiln_conv2d_backward_bias(in[0]), out);
+    return kiln__gnn_ran(n, kiln_conv2d_backward_bias(in[0]), out);
 }
 
 static const kiln_gop gop_conv2d_dx = {.name = "conv2d_backward_data",
@@ -276,11 +257,11 @@ static const kiln_gop gop_conv2d_db = {.name = "conv2d_backward_bias",
                                        .run = run_conv2d_db, .no_grad = 1};
 
 /* A backward node that carries the forward node's attributes. */
-static kiln_node *backward_node(kiln_node *fwd, const kiln_gop *op, int nin,
+kiln_node *kiln__gnn_backward_node(kiln_node *fwd, const kiln_gop *op, int nin,
                                 kiln_node *const *inputs,
                                 const kiln_node *like)
 {
-    kiln_node *n = make(GRAD_CALL, op, nin, inputs, like->dtype, like->ndim,
+    kiln_node *n = kiln__gnn_make(GRAD_CALL, op, nin, inputs, like->dtype, like->ndim,
                         like->shape);
     if (n) {
         memcpy(n->attr.i, fwd->attr.i, sizeof n->attr.i);
@@ -294,14 +275,14 @@ static kiln_status conv2d_backward(kiln_node *n, kiln_node *dy,
 {
     kiln_node *x = n->inputs[0], *w = n->inputs[1];
     if (need[0])
-        dx[0] = backward_node(n, &gop_conv2d_dx, 3,
+        dx[0] = kiln__gnn_backward_node(n, &gop_conv2d_dx, 3,
                               (kiln_node *[]){dy, w, x}, x);
     if (need[1])
-        dx[1] = backward_node(n, &gop_conv2d_dw, 3,
+        dx[1] = kiln__gnn_backward_node(n, &gop_conv2d_dw, 3,
                               (kiln_node *[]){dy, x, w}, w);
     if (n->ninputs > 2 && need[2])
-        dx[2] = backward_node(n, &gop_conv2d_db, 1, &dy, n->inputs[2]);
-    return built(n->g, n->ninputs, dx, need);
+        dx[2] = kiln__gnn_backward_node(n, &gop_conv2d_db, 1, &dy, n->inputs[2]);
+    return kiln__g_built(n->g, n->ninputs, dx, need);
 }
 
 static const kiln_gop gop_conv2d = {.name = "conv2d", .run = run_conv2d,
@@ -312,7 +293,7 @@ kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
 {
     const char *call = "kiln_g_conv2d";
     kiln_node *args[3] = {x, w, bias};
-    kiln_graph *g = graph_of(call, 2, args, 1, &bias);
+    kiln_graph *g = kiln__gnn_graph_of(call, 2, args, 1, &bias);
     if (!g)
         return NULL;
     char a[128], b[128];
@@ -320,10 +301,10 @@ kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
         return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
                                 "%s: x %s must be [N, C, H, W] and w %s "
                                 "[OC, C/groups, KH, KW]", call,
-                                shape_of(x, a, sizeof a),
-                                shape_of(w, b, sizeof b));
-    if (!need_float(g, call, "x", x, -1) ||
-        !need_float(g, call, "w", w, (int)x->dtype))
+                                kiln__gnn_shape_of(x, a, sizeof a),
+                                kiln__gnn_shape_of(w, b, sizeof b));
+    if (!kiln__gnn_need_float(g, call, "x", x, -1) ||
+        !kiln__gnn_need_float(g, call, "w", w, (int)x->dtype))
         return NULL;
     kiln_conv2d_params q = p ? *p : (kiln_conv2d_params){0};
     if (q.stride[0] < 0 || q.stride[1] < 0 || q.dilation[0] < 0 ||
@@ -341,10 +322,10 @@ kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
                                 "%s: input %s has %lld channels, weights %s "
                                 "with %lld groups need C = %lld x groups "
                                 "(C and OC divisible by groups)", call,
-                                shape_of(x, a, sizeof a), (long long)c,
-                                shape_of(w, b, sizeof b), (long long)groups,
+                                kiln__gnn_shape_of(x, a, sizeof a), (long long)c,
+                                kiln__gnn_shape_of(w, b, sizeof b), (long long)groups,
                                 (long long)w->shape[1]);
-    if (bias && !check_shape(g, call, "bias", bias, x->dtype, 1, &oc))
+    if (bias && !kiln__gnn_check_shape(g, call, "bias", bias, x->dtype, 1, &oc))
         return NULL;
     int stride[2], dil[2];
     int64_t out[4] = {x->shape[0], oc, -1, -1};
@@ -360,10 +341,10 @@ kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
             return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
                                     "%s: the kernel of weights %s (dilation "
                                     "%dx%d) does not fit the padded input %s",
-                                    call, shape_of(w, b, sizeof b), dil[0],
-                                    dil[1], shape_of(x, a, sizeof a));
+                                    call, kiln__gnn_shape_of(w, b, sizeof b), dil[0],
+                                    dil[1], kiln__gnn_shape_of(x, a, sizeof a));
     }
-    kiln_node *n = make(call, &gop_conv2d, bias ? 3 : 2, args, x->dtype, 4,
+    kiln_node *n = kiln__gnn_make(call, &gop_conv2d, bias ? 3 : 2, args, x->dtype, 4,
                         out);
     if (!n)
         return NULL;
@@ -393,7 +374,7 @@ static kiln_status run_max_pool(kiln_node *n, kiln_tensor *const *in,
     kiln_pool2d_params p;
     pool_params(n, &p);
     kiln_tensor *idx = NULL;
-    kiln_status st = ran(n, kiln_max_pool2d(in[0], &p, &idx), out);
+    kiln_status st = kiln__gnn_ran(n, kiln_max_pool2d(in[0], &p, &idx), out);
     out->t[1] = idx;
     return st;
 }
@@ -402,7 +383,7 @@ static kiln_status run_max_pool(kiln_node *n, kiln_tensor *const *in,
 static kiln_status run_max_pool_dx(kiln_node *n, kiln_tensor *const *in,
                                    kiln_gvalue *out)
 {
-    return ran(n, kiln_max_pool2d_backward(in[0], kiln__g_output(n, 1, 1),
+    return kiln__gnn_ran(n, kiln_max_pool2d_backward(in[0], kiln__g_output(n, 1, 1),
                                            in[2]->shape),
                out);
 }
@@ -415,9 +396,9 @@ static kiln_status max_pool_backward(kiln_node *n, kiln_node *dy,
                                      const int *need, kiln_node **dx)
 {
     kiln_node *x = n->inputs[0];
-    dx[0] = backward_node(n, &gop_max_pool_dx, 3,
+    dx[0] = kiln__gnn_backward_node(n, &gop_max_pool_dx, 3,
                           (kiln_node *[]){dy, n, x}, x);
-    return built(n->g, 1, dx, need);
+    return kiln__g_built(n->g, 1, dx, need);
 }
 
 static kiln_status run_avg_pool(kiln_node *n, kiln_tensor *const *in,
@@ -425,7 +406,7 @@ static kiln_status run_avg_pool(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_pool2d_params p;
     pool_params(n, &p);
-    return ran(n, kiln_avg_pool2d(in[0], &p), out);
+    return kiln__gnn_ran(n, kiln_avg_pool2d(in[0], &p), out);
 }
 
 /* inputs: dy, x (for its shape). */
@@ -434,7 +415,7 @@ static kiln_status run_avg_pool_dx(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_pool2d_params p;
     pool_params(n, &p);
-    return ran(n, kiln_avg_pool2d_backward(in[0], in[1]->shape, &p), out);
+    return kiln__gnn_ran(n, kiln_avg_pool2d_backward(in[0], in[1]->shape, &p), out);
 }
 
 static const kiln_gop gop_avg_pool_dx = {.name = "avg_pool2d_backward",
@@ -445,8 +426,8 @@ static kiln_status avg_pool_backward(kiln_node *n, kiln_node *dy,
                                      const int *need, kiln_node **dx)
 {
     kiln_node *x = n->inputs[0];
-    dx[0] = backward_node(n, &gop_avg_pool_dx, 2, (kiln_node *[]){dy, x}, x);
-    return built(n->g, 1, dx, need);
+    dx[0] = kiln__gnn_backward_node(n, &gop_avg_pool_dx, 2, (kiln_node *[]){dy, x}, x);
+    return kiln__g_built(n->g, 1, dx, need);
 }
 
 static const kiln_gop gop_max_pool = {.name = "max_pool2d",
@@ -463,14 +444,14 @@ static kiln_node *need_image(kiln_graph *g, const char *call, kiln_node *x)
     if (x->ndim != 4)
         return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
                                 "%s: x must be [N, C, H, W], got %s", call,
-                                shape_of(x, a, sizeof a));
-    return need_float(g, call, "x", x, -1);
+                                kiln__gnn_shape_of(x, a, sizeof a));
+    return kiln__gnn_need_float(g, call, "x", x, -1);
 }
 
 static kiln_node *pool(const char *call, const kiln_gop *op, kiln_node *x,
                        const kiln_pool2d_params *p)
 {
-    kiln_graph *g = graph_of(call, 1, &x, 0, NULL);
+    kiln_graph *g = kiln__gnn_graph_of(call, 1, &x, 0, NULL);
     if (!g || !need_image(g, call, x))
         return NULL;
     if (!p)
@@ -503,10 +484,10 @@ static kiln_node *pool(const char *call, const kiln_gop *op, kiln_node *x,
             return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
                                     "%s: the %dx%d window does not fit the "
                                     "padded input %s", call, p->kernel[0],
-                                    p->kernel[1], shape_of(x, a, sizeof a));
+                                    p->kernel[1], kiln__gnn_shape_of(x, a, sizeof a));
         }
     }
-    kiln_node *n = make(call, op, 1, &x, x->dtype, 4, out);
+    kiln_node *n = kiln__gnn_make(call, op, 1, &x, x->dtype, 4, out);
     if (!n)
         return NULL;
     int64_t attr[8] = {p->kernel[0], p->kernel[1], p->stride[0],
@@ -529,7 +510,7 @@ kiln_node *kiln_g_avg_pool2d(kiln_node *x, const kiln_pool2d_params *p)
 static kiln_status run_global_avg_pool(kiln_node *n, kiln_tensor *const *in,
                                        kiln_gvalue *out)
 {
-    return ran(n, kiln_global_avg_pool2d(in[0]), out);
+    return kiln__gnn_ran(n, kiln_global_avg_pool2d(in[0]), out);
 }
 
 /* inputs: dy [N, C, 1, 1], x: an average pool whose window is the whole
@@ -546,7 +527,7 @@ static kiln_status run_global_avg_pool_dx(kiln_node *n,
                            "side above 2^31 - 1)", (long long)xs[2],
                            (long long)xs[3]);
     kiln_pool2d_params p = {.kernel = {(int)xs[2], (int)xs[3]}};
-    return ran(n, kiln_avg_pool2d_backward(in[0], xs, &p), out);
+    return kiln__gnn_ran(n, kiln_avg_pool2d_backward(in[0], xs, &p), out);
 }
 
 static const kiln_gop gop_global_avg_pool_dx = {
@@ -557,9 +538,9 @@ static kiln_status global_avg_pool_backward(kiln_node *n, kiln_node *dy,
                                             const int *need, kiln_node **dx)
 {
     kiln_node *x = n->inputs[0];
-    dx[0] = backward_node(n, &gop_global_avg_pool_dx, 2,
+    dx[0] = kiln__gnn_backward_node(n, &gop_global_avg_pool_dx, 2,
                           (kiln_node *[]){dy, x}, x);
-    return built(n->g, 1, dx, need);
+    return kiln__g_built(n->g, 1, dx, need);
 }
 
 static const kiln_gop gop_global_avg_pool = {
@@ -569,11 +550,11 @@ static const kiln_gop gop_global_avg_pool = {
 kiln_node *kiln_g_global_avg_pool2d(kiln_node *x)
 {
     const char *call = "kiln_g_global_avg_pool2d";
-    kiln_graph *g = graph_of(call, 1, &x, 0, NULL);
+    kiln_graph *g = kiln__gnn_graph_of(call, 1, &x, 0, NULL);
     if (!g || !need_image(g, call, x))
         return NULL;
     int64_t out[4] = {x->shape[0], x->shape[1], 1, 1};
-    return make(call, &gop_global_avg_pool, 1, &x, x->dtype, 4, out);
+    return kiln__gnn_make(call, &gop_global_avg_pool, 1, &x, x->dtype, 4, out);
 }
 
 /* ---- softmax and log-softmax ------------------------------------------- */
@@ -583,7 +564,7 @@ static kiln_status run_softmax(kiln_node *n, kiln_tensor *const *in,
                                kiln_gvalue *out)
 {
     int axis = (int)n->attr.i[0];
-    return ran(n, n->attr.i[1] ? kiln_log_softmax(in[0], axis)
+    return kiln__gnn_ran(n, n->attr.i[1] ? kiln_log_softmax(in[0], axis)
                                : kiln_softmax(in[0], axis),
                out);
 }
@@ -593,7 +574,7 @@ static kiln_status run_softmax_dx(kiln_node *n, kiln_tensor *const *in,
                                   kiln_gvalue *out)
 {
     int axis = (int)n->attr.i[0];
-    return ran(n, n->attr.i[1] ? kiln_log_softmax_backward(in[1], in[0], axis)
+    return kiln__gnn_ran(n, n->attr.i[1] ? kiln_log_softmax_backward(in[1], in[0], axis)
                                : kiln_softmax_backward(in[1], in[0], axis),
                out);
 }
@@ -604,9 +585,9 @@ static const kiln_gop gop_softmax_dx = {.name = "softmax_backward",
 static kiln_status softmax_backward(kiln_node *n, kiln_node *dy,
                                     const int *need, kiln_node **dx)
 {
-    dx[0] = backward_node(n, &gop_softmax_dx, 2, (kiln_node *[]){dy, n},
+    dx[0] = kiln__gnn_backward_node(n, &gop_softmax_dx, 2, (kiln_node *[]){dy, n},
                           n->inputs[0]);
-    return built(n->g, 1, dx, need);
+    return kiln__g_built(n->g, 1, dx, need);
 }
 
 static const kiln_gop gop_softmax = {.name = "softmax", .run = run_softmax,
@@ -614,15 +595,15 @@ static const kiln_gop gop_softmax = {.name = "softmax", .run = run_softmax,
 
 static kiln_node *softmax(const char *call, kiln_node *x, int axis, int log)
 {
-    kiln_graph *g = graph_of(call, 1, &x, 0, NULL);
-    if (!g || !need_float(g, call, "x", x, -1))
+    kiln_graph *g = kiln__gnn_graph_of(call, 1, &x, 0, NULL);
+    if (!g || !kiln__gnn_need_float(g, call, "x", x, -1))
         return NULL;
     int a = axis < 0 ? axis + x->ndim : axis;
     if (x->ndim == 0 || a < 0 || a >= x->ndim)
         return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
                                 "%s: axis %d of a %d-D node", call, axis,
                                 x->ndim);
-    kiln_node *n = make(call, &gop_softmax, 1, &x, x->dtype, x->ndim,
+    kiln_node *n = kiln__gnn_make(call, &gop_softmax, 1, &x, x->dtype, x->ndim,
                         x->shape);
     if (n) {
         n->attr.i[0] = a;
@@ -653,7 +634,7 @@ static kiln_status run_loss(kiln_node *n, kiln_tensor *const *in,
                             kiln_gvalue *out)
 {
     kiln_tensor *grad = NULL;
-    kiln_tensor **want = read_by(n, &gop_pick) ? &grad : NULL;
+    kiln_tensor **want = kiln__gnn_read_by(n, &gop_pick) ? &grad : NULL;
     kiln_tensor *loss = NULL;
     switch (n->attr.i[0]) {
     case LOSS_SOFTMAX_XENT:
@@ -666,7 +647,7 @@ static kiln_status run_loss(kiln_node *n, kiln_tensor *const *in,
         loss = kiln_mse_loss(in[0], in[1], (int)n->attr.i[1], want);
         break;
     }
-    kiln_status st = ran(n, loss, out);
+    kiln_status st = kiln__gnn_ran(n, loss, out);
     out->t[1] = grad;
     return st;
 }
@@ -690,7 +671,7 @@ static kiln_status run_target_grad(kiln_node *n, kiln_tensor *const *in,
     kiln_tensor_free(k);
     kiln_tensor_free(s);
     kiln_tensor_free(f);
-    return ran(n, r, out);
+    return kiln__gnn_ran(n, r, out);
 }
 
 static const kiln_gop gop_target_grad = {.name = "loss_target_gradient",
@@ -705,7 +686,7 @@ static kiln_status loss_backward(kiln_node *n, kiln_node *dy, const int *need,
     /* The saved gradient is for seed 1; times dy (0-D), which fuses. */
     kiln_node *dpred = NULL;
     if (need[0] || (need[1] && kind == LOSS_MSE))
-        dpred = kiln__g_binary(GRAD_CALL, pick_like(n, 1, 0, x), dy,
+        dpred = kiln__g_binary(GRAD_CALL, kiln__gnn_pick_like(n, 1, 0, x), dy,
                                KILN_BINARY_MUL);
     dx[0] = need[0] ? dpred : NULL;
     dx[1] = NULL;
@@ -713,13 +694,13 @@ static kiln_status loss_backward(kiln_node *n, kiln_node *dy, const int *need,
     if (need_t && kind == LOSS_MSE)
         dx[1] = kiln__g_unary(GRAD_CALL, dpred, KILN_UNARY_NEG);
     else if (need_t) {
-        dx[1] = make(GRAD_CALL, &gop_target_grad, 2, (kiln_node *[]){dy, x},
+        dx[1] = kiln__gnn_make(GRAD_CALL, &gop_target_grad, 2, (kiln_node *[]){dy, x},
                      t->dtype, t->ndim, t->shape);
         if (dx[1])
             dx[1]->attr.i[0] = kind;
     }
     int wanted[2] = {need[0], need_t};
-    return built(n->g, 2, dx, wanted);
+    return kiln__g_built(n->g, 2, dx, wanted);
 }
 
 static const kiln_gop gop_loss = {.name = "loss", .run = run_loss,
@@ -729,8 +710,8 @@ static kiln_node *loss(const char *call, int kind, kiln_node *x, kiln_node *t,
                        int half)
 {
     kiln_node *args[2] = {x, t};
-    kiln_graph *g = graph_of(call, 2, args, 0, NULL);
-    if (!g || !need_float(g, call, kind == LOSS_MSE ? "pred" : "logits", x,
+    kiln_graph *g = kiln__gnn_graph_of(call, 2, args, 0, NULL);
+    if (!g || !kiln__gnn_need_float(g, call, kind == LOSS_MSE ? "pred" : "logits", x,
                           -1))
         return NULL;
     char a[128], b[128];
@@ -747,15 +728,15 @@ static kiln_node *loss(const char *call, int kind, kiln_node *x, kiln_node *t,
                                     "and labels %s %s", call,
                                     kiln_dtype_name(x->dtype),
                                     kiln_dtype_name(x->dtype),
-                                    shape_of(x, a, sizeof a),
+                                    kiln__gnn_shape_of(x, a, sizeof a),
                                     kiln_dtype_name(t->dtype),
-                                    shape_of(t, b, sizeof b));
-    } else if (!check_shape(g, call,
+                                    kiln__gnn_shape_of(t, b, sizeof b));
+    } else if (!kiln__gnn_check_shape(g, call,
                             kind == LOSS_MSE ? "target" : "targets", t,
                             x->dtype, x->ndim, x->shape)) {
         return NULL;
     }
-    kiln_node *n = make(call, &gop_loss, 2, args, x->dtype, 0, NULL);
+    kiln_node *n = kiln__gnn_make(call, &gop_loss, 2, args, x->dtype, 0, NULL);
     if (n) {
         n->attr.i[0] = kind;
         n->attr.i[1] = half != 0;
@@ -792,9 +773,9 @@ static kiln_status run_dropout(kiln_node *n, kiln_tensor *const *in,
                                kiln_gvalue *out)
 {
     if (!n->g->training)
-        return ran(n, kiln__tensor_view(in[0]), out); /* the identity */
+        return kiln__gnn_ran(n, kiln__tensor_view(in[0]), out); /* the identity */
     kiln_tensor *mask = NULL;
-    kiln_status st = ran(n, kiln_dropout(in[0], n->attr.d[0], 1,
+    kiln_status st = kiln__gnn_ran(n, kiln_dropout(in[0], n->attr.d[0], 1,
                                          (uint64_t)n->attr.i[0],
                                          n->g->runs << 32, &mask),
                          out);
@@ -809,14 +790,14 @@ static kiln_status run_dropout_mask(kiln_node *n, kiln_tensor *const *in,
 {
     kiln_tensor *mask = kiln__g_output(n, 0, 1);
     if (mask)
-        return ran(n, kiln__tensor_view(mask), out);
+        return kiln__gnn_ran(n, kiln__tensor_view(mask), out);
     kiln_tensor *ones = kiln_tensor_new(n->g->ctx, n->dtype, in[0]->ndim,
                                         in[0]->shape);
     if (ones && kiln_fill(ones, 1.0) != KILN_OK) {
         kiln_tensor_free(ones);
         ones = NULL;
     }
-    return ran(n, ones, out);
+    return kiln__gnn_ran(n, ones, out);
 }
 
 static const kiln_gop gop_dropout_mask = {.name = "dropout_mask",
@@ -827,10 +808,10 @@ static kiln_status dropout_backward(kiln_node *n, kiln_node *dy,
                                     const int *need, kiln_node **dx)
 {
     kiln_node *x = n->inputs[0];
-    kiln_node *mask = make(GRAD_CALL, &gop_dropout_mask, 1, &n, x->dtype,
+    kiln_node *mask = kiln__gnn_make(GRAD_CALL, &gop_dropout_mask, 1, &n, x->dtype,
                            x->ndim, x->shape);
     dx[0] = kiln__g_binary(GRAD_CALL, dy, mask, KILN_BINARY_MUL);
-    return built(n->g, 1, dx, need);
+    return kiln__g_built(n->g, 1, dx, need);
 }
 
 static const kiln_gop gop_dropout = {.name = "dropout", .run = run_dropout,
@@ -839,516 +820,18 @@ static const kiln_gop gop_dropout = {.name = "dropout", .run = run_dropout,
 kiln_node *kiln_g_dropout(kiln_node *x, double rate, uint64_t seed)
 {
     const char *call = "kiln_g_dropout";
-    kiln_graph *g = graph_of(call, 1, &x, 0, NULL);
-    if (!g || !need_float(g, call, "x", x, -1))
+    kiln_graph *g = kiln__gnn_graph_of(call, 1, &x, 0, NULL);
+    if (!g || !kiln__gnn_need_float(g, call, "x", x, -1))
         return NULL;
     if (!(rate >= 0 && rate <= 1))
         return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
                                 "%s: rate must be in [0, 1], got %g", call,
                                 rate);
-    kiln_node *n = make(call, &gop_dropout, 1, &x, x->dtype, x->ndim,
+    kiln_node *n = kiln__gnn_make(call, &gop_dropout, 1, &x, x->dtype, x->ndim,
                         x->shape);
     if (n) {
         n->attr.d[0] = rate;
         n->attr.i[0] = (int64_t)seed;
-    }
-    return n;
-}
-
-/* ---- batch and layer normalisation -------------------------------------- */
-
-/*
- * Forward attr.i: 0-3 the input index of gamma, beta, running_mean,
- * running_var (-1: absent; layer norm has only the first two), 4 nnorm
- * (layer norm); attr.d: 0 momentum, 1 eps.  out.t[1], t[2]: save_mean,
- * save_invstd.  The backward node (inputs dy, forward node, x, [gamma])
- * computes the wanted gradients at once into out.t[0..2] = dx, dgamma,
- * dbeta, handed out by pick nodes.
- */
-static kiln_tensor *optional_input(kiln_tensor *const *in, int64_t index)
-{
-    return index >= 0 ? in[index] : NULL;
-}
-
-static kiln_tensor *running_stat(kiln_node *n, int64_t index)
-{
-    return index >= 0 ? kiln_g_variable_tensor(n->inputs[index]) : NULL;
-}
-
-static kiln_status run_batch_norm(kiln_node *n, kiln_tensor *const *in,
-                                  kiln_gvalue *out)
-{
-    kiln_tensor *rm = running_stat(n, n->attr.i[2]);
-    kiln_tensor *rv = running_stat(n, n->attr.i[3]);
-    if (!n->g->training && (!rm || !rv))
-        return kiln__error(n->g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "kiln_graph_run: batch norm node %d has no "
-                           "running_mean and running_var, so it cannot run "
-                           "in evaluation mode (kiln_graph_set_training)",
-                           n->id);
-    /* Training updates the variables rm and rv in place. */
-    kiln_tensor *sm = NULL, *si = NULL;
-    kiln_status st = ran(n, kiln_batch_norm(in[0],
-                                            optional_input(in, n->attr.i[0]),
-                                            optional_input(in, n->attr.i[1]),
-                                            rm, rv, n->g->training,
-                                            n->attr.d[0], n->attr.d[1], &sm,
-                                            &si),
-                         out);
-    out->t[1] = sm;
-    out->t[2] = si;
-    return st;
-}
-
-static kiln_status run_layer_norm(kiln_node *n, kiln_tensor *const *in,
-                                  kiln_gvalue *out)
-{
-    kiln_tensor *sm = NULL, *si = NULL;
-    kiln_status st = ran(n, kiln_layer_norm(in[0], (int)n->attr.i[4],
-                                            optional_input(in, n->attr.i[0]),
-                                            optional_input(in, n->attr.i[1]),
-                                            n->attr.d[1], &sm, &si),
-                         out);
-    out->t[1] = sm;
-    out->t[2] = si;
-    return st;
-}
-
-/* Evaluation-mode batch norm is affine in x with the running statistics
- * (the forward's save_mean/save_invstd then hold them):
- *   dx = dy gamma invstd, dgamma = sum(dy xhat), dbeta = sum(dy),
- * sums over every dim but 1. */
-static kiln_status eval_batch_norm_grads(kiln_node *n, kiln_tensor *dy,
-                                         kiln_tensor *x, kiln_tensor *gamma,
-                                         kiln_tensor *mean,
-                                         kiln_tensor *invstd,
-                                         kiln_gvalue *out)
-{
-    int64_t stat[KILN_MAX_DIMS];
-    int axes[KILN_MAX_DIMS], naxes = 0;
-    for (int d = 0; d < x->ndim; d++) {
-        stat[d] = d == 1 ? x->shape[1] : 1;
-        if (d != 1)
-            axes[naxes++] = d;
-    }
-    kiln_tensor *t[8] = {0};
-    t[0] = kiln_reshape(invstd, x->ndim, stat);
-    t[1] = kiln_reshape(mean, x->ndim, stat);
-    t[2] = gamma ? kiln_reshape(gamma, x->ndim, stat) : NULL;
-    if (n->attr.i[0]) { /* dx */
-        kiln_tensor *scaled = kiln_mul(dy, t[0]);
-        if (gamma) {
-            t[3] = scaled;
-            out->t[0] = kiln_mul(scaled, t[2]);
-        } else {
-            out->t[0] = scaled;
-        }
-    }
-    if (n->attr.i[1]) { /* dgamma */
-        t[4] = kiln_sub(x, t[1]);
-        t[5] = kiln_mul(t[4], t[0]);
-        t[6] = kiln_mul(dy, t[5]);
-        out->t[1] = kiln_sum(t[6], naxes, axes, 0);
-    }
-    if (n->attr.i[2]) /* dbeta */
-        out->t[2] = kiln_sum(dy, naxes, axes, 0);
-    for (int i = 0; i < 8; i++)
-        kiln_tensor_free(t[i]);
-    for (int k = 0; k < 3; k++)
-        if (n->attr.i[k] && !out->t[k])
-            return kiln_status_of(n->g->ctx);
-    return KILN_OK;
-}
-
-/* inputs: dy, forward node, x, [gamma]; attr.i: 0-2 want dx, dgamma,
- * dbeta, 3 layer norm, 4 nnorm. */
-static kiln_status run_norm_grads(kiln_node *n, kiln_tensor *const *in,
-                                  kiln_gvalue *out)
-{
-    kiln_tensor *gamma = n->ninputs > 3 ? in[3] : NULL;
-    kiln_tensor *sm = kiln__g_output(n, 1, 1), *si = kiln__g_output(n, 1, 2);
-    kiln_tensor **dx = n->attr.i[0] ? &out->t[0] : NULL;
-    kiln_tensor **dgamma = n->attr.i[1] ? &out->t[1] : NULL;
-    kiln_tensor **dbeta = n->attr.i[2] ? &out->t[2] : NULL;
-    if (n->attr.i[3])
-        return kiln_layer_norm_backward(in[0], in[2], (int)n->attr.i[4],
-                                        gamma, sm, si, dx, dgamma, dbeta);
-    if (!n->g->training)
-        return eval_batch_norm_grads(n, in[0], in[2], gamma, sm, si, out);
-    return kiln_batch_norm_backward(in[0], in[2], gamma, sm, si, dx, dgamma,
-                                    dbeta);
-}
-
-static const kiln_gop gop_norm_grads = {.name = "norm_backward",
-                                        .run = run_norm_grads, .no_grad = 1};
-
-static kiln_status norm_backward(kiln_node *n, kiln_node *dy, const int *need,
-                                 kiln_node **dx, int layer)
-{
-    kiln_node *x = n->inputs[0];
-    int gi = (int)n->attr.i[0], bi = (int)n->attr.i[1];
-    int want[3] = {need[0], gi >= 0 && need[gi], bi >= 0 && need[bi]};
-    kiln_node *args[4] = {dy, n, x, gi >= 0 ? n->inputs[gi] : NULL};
-    kiln_node *grads = make(GRAD_CALL, &gop_norm_grads, gi >= 0 ? 4 : 3,
-                            args, x->dtype, x->ndim, x->shape);
-    if (grads) {
-        for (int k = 0; k < 3; k++)
-            grads->attr.i[k] = want[k];
-        grads->attr.i[3] = layer;
-        grads->attr.i[4] = n->attr.i[4];
-    }
-    for (int i = 0; i < n->ninputs; i++)
-        dx[i] = NULL; /* running statistics: state, no gradient */
-    if (want[0])
-        dx[0] = pick_like(grads, 0, 0, x);
-    if (want[1])
-        dx[gi] = pick_like(grads, 1, 0, n->inputs[gi]);
-    if (want[2])
-        dx[bi] = pick_like(grads, 2, 0, n->inputs[bi]);
-    int wanted[5] = {0};
-    wanted[0] = want[0];
-    if (gi >= 0)
-        wanted[gi] = want[1];
-    if (bi >= 0)
-        wanted[bi] = want[2];
-    return built(n->g, n->ninputs, dx, wanted);
-}
-
-static kiln_status batch_norm_backward(kiln_node *n, kiln_node *dy,
-                                       const int *need, kiln_node **dx)
-{
-    return norm_backward(n, dy, need, dx, 0);
-}
-
-static kiln_status layer_norm_backward(kiln_node *n, kiln_node *dy,
-                                       const int *need, kiln_node **dx)
-{
-    return norm_backward(n, dy, need, dx, 1);
-}
-
-static const kiln_gop gop_batch_norm = {.name = "batch_norm",
-                                        .run = run_batch_norm,
-                                        .backward = batch_norm_backward};
-static const kiln_gop gop_layer_norm = {.name = "layer_norm",
-                                        .run = run_layer_norm,
-                                        .backward = layer_norm_backward};
-
-/* Appends the present optional nodes to args[*n], recording each one's
- * input index (or -1) in index[]. */
-static void add_optional(kiln_node **args, int *n, int count,
-                         kiln_node *const *opt, int64_t *index)
-{
-    for (int i = 0; i < count; i++) {
-        index[i] = opt[i] ? *n : -1;
-        if (opt[i])
-            args[(*n)++] = opt[i];
-    }
-}
-
-kiln_node *kiln_g_batch_norm(kiln_node *x, kiln_node *gamma, kiln_node *beta,
-                             kiln_node *running_mean, kiln_node *running_var,
-                             double momentum, double eps)
-{
-    const char *call = "kiln_g_batch_norm";
-    kiln_node *opt[4] = {gamma, beta, running_mean, running_var};
-    static const char *const names[4] = {"gamma", "beta", "running_mean",
-                                         "running_var"};
-    kiln_graph *g = graph_of(call, 1, &x, 4, opt);
-    if (!g || !need_float(g, call, "x", x, -1))
-        return NULL;
-    char a[128];
-    if (x->ndim < 2)
-        return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
-                                "%s: x must be [N, C, ...], got %s", call,
-                                shape_of(x, a, sizeof a));
-    for (int i = 0; i < 4; i++)
-        if (!check_shape(g, call, names[i], opt[i], x->dtype, 1,
-                         &x->shape[1]))
-            return NULL;
-    for (int i = 2; i < 4; i++)
-        if (opt[i] && opt[i]->op != &kiln__gop_variable)
-            return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                    "%s: %s must be a variable (training "
-                                    "updates it in place), got node '%s'",
-                                    call, names[i], kiln_node_name(opt[i]));
-    if (!(eps >= 0) || !(momentum >= 0 && momentum <= 1))
-        return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: momentum %g must be in [0, 1] and eps "
-                                "%g >= 0", call, momentum, eps);
-    kiln_node *args[5] = {x};
-    int nargs = 1;
-    int64_t index[4];
-    add_optional(args, &nargs, 4, opt, index);
-    kiln_node *n = make(call, &gop_batch_norm, nargs, args, x->dtype, x->ndim,
-                        x->shape);
-    if (n) {
-        memcpy(n->attr.i, index, sizeof index);
-        n->attr.d[0] = momentum;
-        n->attr.d[1] = eps;
-    }
-    return n;
-}
-
-kiln_node *kiln_g_layer_norm(kiln_node *x, int nnorm, kiln_node *gamma,
-                             kiln_node *beta, double eps)
-{
-    const char *call = "kiln_g_layer_norm";
-    kiln_node *opt[2] = {gamma, beta};
-    kiln_graph *g = graph_of(call, 1, &x, 2, opt);
-    if (!g || !need_float(g, call, "x", x, -1))
-        return NULL;
-    if (nnorm < 1 || nnorm > x->ndim)
-        return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: normalising %d dims of a %d-D node",
-                                call, nnorm, x->ndim);
-    const int64_t *trailing = &x->shape[x->ndim - nnorm];
-    if (!check_shape(g, call, "gamma", gamma, x->dtype, nnorm, trailing) ||
-        !check_shape(g, call, "beta", beta, x->dtype, nnorm, trailing))
-        return NULL;
-    if (!(eps >= 0))
-        return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: eps %g must be >= 0", call, eps);
-    kiln_node *args[3] = {x};
-    int nargs = 1;
-    int64_t index[2];
-    add_optional(args, &nargs, 2, opt, index);
-    kiln_node *n = make(call, &gop_layer_norm, nargs, args, x->dtype, x->ndim,
-                        x->shape);
-    if (n) {
-        n->attr.i[0] = index[0];
-        n->attr.i[1] = index[1];
-        n->attr.i[2] = n->attr.i[3] = -1;
-        n->attr.i[4] = nnorm;
-        n->attr.d[1] = eps;
-    }
-    return n;
-}
-
-/* ---- embedding ---------------------------------------------------------- */
-
-static kiln_status run_embedding(kiln_node *n, kiln_tensor *const *in,
-                                 kiln_gvalue *out)
-{
-    return ran(n, kiln_embedding(in[0], in[1]), out);
-}
-
-/* inputs: dy, indices, table (for the vocabulary size). */
-static kiln_status run_embedding_dtable(kiln_node *n, kiln_tensor *const *in,
-                                        kiln_gvalue *out)
-{
-    return ran(n, kiln_embedding_backward(in[0], in[1], in[2]->shape[0]),
-               out);
-}
-
-static const kiln_gop gop_embedding_dtable = {.name = "embedding_backward",
-                                              .run = run_embedding_dtable,
-                                              .no_grad = 1};
-
-static kiln_status embedding_backward(kiln_node *n, kiln_node *dy,
-                                      const int *need, kiln_node **dx)
-{
-    kiln_node *table = n->inputs[0];
-    dx[0] = need[0] ? backward_node(n, &gop_embedding_dtable, 3,
-                                    (kiln_node *[]){dy, n->inputs[1], table},
-                                    table)
-                    : NULL;
-    dx[1] = NULL; /* indices are discrete */
-    int wanted[2] = {need[0], 0};
-    return built(n->g, 2, dx, wanted);
-}
-
-static const kiln_gop gop_embedding = {.name = "embedding",
-                                       .run = run_embedding,
-                                       .backward = embedding_backward};
-
-kiln_node *kiln_g_embedding(kiln_node *table, kiln_node *indices)
-{
-    const char *call = "kiln_g_embedding";
-    kiln_node *args[2] = {table, indices};
-    kiln_graph *g = graph_of(call, 2, args, 0, NULL);
-    if (!g || !need_float(g, call, "table", table, -1))
-        return NULL;
-    char a[128];
-    if (table->ndim != 2)
-        return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
-                                "%s: table must be [V, D], got %s", call,
-                                shape_of(table, a, sizeof a));
-    if (indices->dtype != KILN_I32)
-        return kiln__error_null(g->ctx, KILN_ERROR_DTYPE,
-                                "%s: indices must be i32, got %s", call,
-                                kiln_dtype_name(indices->dtype));
-    if (indices->ndim + 1 > KILN_MAX_DIMS)
-        return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
-                                "%s: %d-D indices leave no room for the row "
-                                "dimension", call, indices->ndim);
-    int64_t shape[KILN_MAX_DIMS];
-    memcpy(shape, indices->shape, sizeof(int64_t) * (size_t)indices->ndim);
-    shape[indices->ndim] = table->shape[1];
-    return make(call, &gop_embedding, 2, args, table->dtype,
-                indices->ndim + 1, shape);
-}
-
-/* ---- recurrent layer ---------------------------------------------------- */
-
-/* Roles of the forward node's inputs; attr.i[2 + role] holds the input
- * index of each optional one (-1: absent); attr.i 0 kind, 1 batch_first. */
-enum rnn_role { RNN_X, RNN_W_IH, RNN_W_HH, RNN_B_IH, RNN_B_HH, RNN_H0,
-                RNN_C0, RNN_ROLES };
-
-static int64_t rnn_index(const kiln_node *n, int role)
-{
-    return role < RNN_B_IH ? role : n->attr.i[2 + role - RNN_B_IH];
-}
-
-static const kiln_gop gop_rnn_grads;
-
-static void tape_free(void *tape)
-{
-    kiln_rnn_tape_free(tape);
-}
-
-static kiln_status run_rnn(kiln_node *n, kiln_tensor *const *in,
-                           kiln_gvalue *out)
-{
-    kiln_rnn_weights w = {in[RNN_W_IH], in[RNN_W_HH],
-                          optional_input(in, rnn_index(n, RNN_B_IH)),
-                          optional_input(in, rnn_index(n, RNN_B_HH)), NULL};
-    kiln_rnn_options o = {(kiln_rnn_kind)n->attr.i[0], 1,
-                          (int)n->attr.i[1]};
-    /* The tape (every step's activations) only when a gradient reads it. */
-    kiln_rnn_tape *tape = NULL;
-    kiln_rnn_tape **want = read_by(n, &gop_rnn_grads) ? &tape : NULL;
-    kiln_status st = ran(n, kiln_rnn_forward(in[RNN_X],
-                                             optional_input(
-                                                 in, rnn_index(n, RNN_H0)),
-                                             optional_input(
-                                                 in, rnn_index(n, RNN_C0)),
-                                             &w, &o, NULL, NULL, want),
-                         out);
-    if (tape) {
-        out->aux = tape;
-        out->aux_free = tape_free;
-    }
-    return st;
-}
-
-/* inputs: dy, the forward node (its tape); attr.i[role]: that gradient is
- * wanted.  Results go to a saved_grads in out.aux, indexed by role. */
-static kiln_status run_rnn_grads(kiln_node *n, kiln_tensor *const *in,
-                                 kiln_gvalue *out)
-{
-    kiln_rnn_tape *tape = n->inputs[1]->out.aux;
-    if (!tape)
-        return kiln__error(n->g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                           "kiln_graph_run: the RNN node's tape is missing");
-    saved_grads *s = calloc(1, sizeof *s);
-    if (!s)
-        return kiln__error(n->g->ctx, KILN_ERROR_OUT_OF_HOST_MEMORY,
-                           "kiln_graph_run: out of host memory");
-    const int64_t *want = n->attr.i;
-    kiln_rnn_weights dw = {0};
-    int any_weight = want[RNN_W_IH] || want[RNN_W_HH] || want[RNN_B_IH] ||
-                     want[RNN_B_HH];
-    kiln_status st = kiln_rnn_backward(tape, in[0], NULL, NULL,
-                                       want[RNN_X] ? &s->t[RNN_X] : NULL,
-                                       want[RNN_H0] ? &s->t[RNN_H0] : NULL,
-                                       want[RNN_C0] ? &s->t[RNN_C0] : NULL,
-                                       any_weight ? &dw : NULL);
-    s->t[RNN_W_IH] = dw.w_ih;
-    s->t[RNN_W_HH] = dw.w_hh;
-    s->t[RNN_B_IH] = dw.b_ih;
-    s->t[RNN_B_HH] = dw.b_hh;
-    kiln_tensor_free(dw.w_peep);
-    out->aux = s;
-    out->aux_free = saved_grads_free;
-    return st;
-}
-
-static const kiln_gop gop_rnn_grads = {.name = "rnn_backward",
-                                       .run = run_rnn_grads, .no_grad = 1};
-
-static kiln_status rnn_backward(kiln_node *n, kiln_node *dy, const int *need,
-                                kiln_node **dx)
-{
-    kiln_node *args[2] = {dy, n};
-    kiln_node *grads = make(GRAD_CALL, &gop_rnn_grads, 2, args, dy->dtype,
-                            0, NULL);
-    int wanted[RNN_ROLES] = {0};
-    for (int role = 0; role < RNN_ROLES; role++) {
-        int64_t k = rnn_index(n, role);
-        if (k < 0 || !need[k])
-            continue;
-        wanted[k] = 1;
-        if (grads)
-            grads->attr.i[role] = 1;
-    }
-    for (int role = 0; role < RNN_ROLES; role++) {
-        int64_t k = rnn_index(n, role);
-        if (k >= 0)
-            dx[k] = wanted[k] ? pick_like(grads, role, 1, n->inputs[k])
-                              : NULL;
-    }
-    return built(n->g, n->ninputs, dx, wanted);
-}
-
-static const kiln_gop gop_rnn = {.name = "rnn", .run = run_rnn,
-                                 .backward = rnn_backward};
-
-kiln_node *kiln_g_rnn(kiln_node *x, kiln_node *h0, kiln_node *c0,
-                      kiln_node *w_ih, kiln_node *w_hh, kiln_node *b_ih,
-                      kiln_node *b_hh, kiln_rnn_kind kind, int batch_first)
-{
-    const char *call = "kiln_g_rnn";
-    kiln_node *req[3] = {x, w_ih, w_hh};
-    kiln_node *opt[4] = {b_ih, b_hh, h0, c0};
-    kiln_graph *g = graph_of(call, 3, req, 4, opt);
-    if (!g)
-        return NULL;
-    if ((unsigned)kind > KILN_GRU)
-        return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: unknown kind %d", call, (int)kind);
-    if (c0 && kind != KILN_LSTM)
-        return kiln__error_null(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: c0 is for LSTM only", call);
-    char a[128];
-    if (x->ndim != 3)
-        return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
-                                "%s: x must be [%s] (3-D), got %s", call,
-                                batch_first ? "N, T, I" : "T, N, I",
-                                shape_of(x, a, sizeof a));
-    if (!need_float(g, call, "x", x, -1))
-        return NULL;
-    if (w_hh->ndim != 2)
-        return kiln__error_null(g->ctx, KILN_ERROR_SHAPE,
-                                "%s: w_hh must be [G*H, H], got %s", call,
-                                shape_of(w_hh, a, sizeof a));
-    int64_t H = w_hh->shape[1];
-    int64_t G = kind == KILN_LSTM ? 4 : kind == KILN_GRU ? 3 : 1;
-    int64_t GH = H >= 0 ? G * H : -1;
-    int64_t N = x->shape[batch_first ? 0 : 1];
-    int64_t T = x->shape[batch_first ? 1 : 0];
-    int64_t s_ih[2] = {GH, x->shape[2]}, s_hh[2] = {GH, H};
-    int64_t s_state[3] = {1, N, H};
-    if (!check_shape(g, call, "w_ih", w_ih, x->dtype, 2, s_ih) ||
-        !check_shape(g, call, "w_hh", w_hh, x->dtype, 2, s_hh) ||
-        !check_shape(g, call, "b_ih", b_ih, x->dtype, 1, &GH) ||
-        !check_shape(g, call, "b_hh", b_hh, x->dtype, 1, &GH) ||
-        !check_shape(g, call, "h0", h0, x->dtype, 3, s_state) ||
-        !check_shape(g, call, "c0", c0, x->dtype, 3, s_state))
-        return NULL;
-    kiln_node *args[RNN_ROLES] = {x, w_ih, w_hh};
-    int nargs = 3;
-    int64_t index[4];
-    add_optional(args, &nargs, 4, opt, index);
-    int64_t shape[3] = {batch_first ? N : T, batch_first ? T : N, H};
-    kiln_node *n = make(call, &gop_rnn, nargs, args, x->dtype, 3, shape);
-    if (n) {
-        n->attr.i[0] = kind;
-        n->attr.i[1] = batch_first != 0;
-        memcpy(&n->attr.i[2], index, sizeof index);
-        static const char *const names[] = {"rnn_tanh", "rnn_relu", "lstm",
-                                            "gru"};
-        kiln__copy_string(n->name, sizeof n->name, names[kind]);
     }
     return n;
 }
