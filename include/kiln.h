@@ -452,7 +452,9 @@ typedef struct kiln_conv2d_params {
 /**
  * Cross-correlation y[n, oc] = sum_c w[oc, c] * x[n, c] (+ bias[oc]) with
  * x [N, C, H, W], w [OC, C/groups, KH, KW], bias [OC] or NULL, as PyTorch's
- * conv2d.  f32 or f64.  @p may be NULL (stride 1, VALID).
+ * conv2d.  f32 or f64.  @p may be NULL (stride 1, VALID).  The bias is
+ * added inside the convolution's GEMM (no kernel of its own), rounding as
+ * a separate kiln_add would.
  */
 KILN_API kiln_tensor *kiln_conv2d(kiln_tensor *x, kiln_tensor *w,
                                   kiln_tensor *bias,
@@ -1174,7 +1176,9 @@ KILN_API void kiln_graph_set_runs(kiln_graph *g, uint64_t runs);
 typedef struct kiln_graph_stats {
     uint64_t nodes;              /**< nodes computed (fused ones included)  */
     uint64_t kernels;            /**< kernels enqueued                       */
-    uint64_t fused_kernels;      /**< of which generated fused kernels       */
+    uint64_t fused_kernels;      /**< fused groups run: generated kernels,
+                                      GEMMs and convolutions with their
+                                      bias/activation epilogue             */
     uint64_t fused_nodes;        /**< nodes computed inside fused kernels    */
     uint64_t peak_bytes;         /**< most intermediate bytes alive at once  */
     uint64_t intermediate_bytes; /**< sum of every intermediate's bytes      */

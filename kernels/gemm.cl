@@ -14,7 +14,9 @@
  * __local memory, zero-padded past the matrix edges, so any M, N, K works.
  * Groups loop grid-stride: dim 0 over column tiles, dim 1 over row tiles,
  * dim 2 over the batch.  Accumulation in T.
- * Epilogue (kernels.h): + bias[n] and an activation, in registers.
+ * Epilogue (kernels.h): + bias[m * bias_sm + n * bias_sn] (per column for
+ * a dense layer, per row for a convolution) and an activation, in
+ * registers.
  * Tunables: LOCAL_X, LOCAL_Y (LOCAL_Z = 1); C0 = RM, C1 = RN, C2 = TK.
  * __local use: TK * (BM + BN) elements of T.
  */
@@ -27,8 +29,8 @@ typedef struct {
     int c_sm, c_sb;
     uint alpha_lo, alpha_hi;
     uint beta_lo, beta_hi;
-    int epilogue, off_bias, bias_sn;
-    uint pad[13];
+    int epilogue, off_bias, bias_sm, bias_sn;
+    uint pad[9]; /* to the 128 bytes the host passes */
 } gemm_params;
 
 #if !defined(C0) || C0 < 1
@@ -124,7 +126,8 @@ KILN_KERNEL void kiln_gemm(__global const T *A, __global const T *B,
                 if (beta != (T)0)
                     c += beta * C[at];
                 if (p.epilogue & 1)
-                    c += bias[p.off_bias + gn * p.bias_sn];
+                    c += bias[p.off_bias + gm * p.bias_sm +
+                              gn * p.bias_sn];
                 if (p.epilogue >> 4)
                     c = kiln_unary_op((p.epilogue >> 4) - 1, c);
                 C[at] = c;

@@ -20,7 +20,7 @@ typedef struct {
     int outer_shape[KDIMS], outer_stride[KDIMS];
     int red_shape[KDIMS], red_stride[KDIMS];
     uint scale_lo, scale_hi;
-    uint pad[1];
+    int split;
 } reduce_params;
 
 #if T_FLOAT
@@ -61,44 +61,125 @@ uint pow2_below_threads(void)
     return s;
 }
 
+/* The workgroup's combination of its work-items' partial results (a tree
+ * in __local @part), returned to every work-item.  Shared by kiln_reduce
+ * and the generated kiln_fused_reduce (lib/opencl/cl_fused.c), so both
+ * combine in the same order.  Every work-item must call it. */
+T reduce_group(int op, T acc, __local T *part, uint lid)
+{
+    uint top = pow2_below_threads();
+    part[lid] = acc;
+    LOCAL_BARRIER();
+    if (top < NTHREADS) {
+        if (lid < NTHREADS - top)
+            part[lid] = reduce_combine(op, part[lid], part[lid + top]);
+        LOCAL_BARRIER();
+    }
+    for (uint h = top / 2; h > 0; h /= 2) {
+        if (lid < h)
+            part[lid] = reduce_combine(op, part[lid], part[lid + h]);
+        LOCAL_BARRIER();
+    }
+    T v = part[0];
+    LOCAL_BARRIER(); /* part[] is reused by the next output */
+    return v;
+}
+
+/* The stored result: a float sum times the scale (the mean). */
+T reduce_finish(int op, T v, uint scale_lo, uint scale_hi)
+{
+#if T_FLOAT
+    if (op == 0)
+        v *= T_FROM_BITS(scale_lo, scale_hi);
+#endif
+    return v;
+}
+
+/* Slice @v of a reduction split @split ways (kernels.h): its output and
+ * the range [*r0, *r1) of r it folds. */
+uint reduce_slice(uint v, uint split, uint nred, uint *r0, uint *r1)
+{
+    uint chunk = split > 1 ? (nred + split - 1) / split : nred;
+    uint s = split > 1 ? v % split : 0;
+    *r0 = s * chunk;
+    *r1 = min(nred, *r0 + chunk);
+    return split > 1 ? v / split : v;
+}
+
 KILN_KERNEL void kiln_reduce(__global const T *in, __global T *out,
                              const reduce_params P)
 {
     __local T part[NTHREADS];
     reduce_params p = P;
     uint lid = kiln_local_index();
-    uint top = pow2_below_threads();
-    for (uint o = kiln_group_index(); o < (uint)p.nout;
-         o += kiln_group_count()) {
+    uint split = (uint)max(p.split, 1);
+    for (uint v = kiln_group_index(); v < (uint)p.nout * split;
+         v += kiln_group_count()) {
+        uint r0, r1;
+        uint o = reduce_slice(v, split, (uint)p.nred, &r0, &r1);
         int base = p.off_in +
                    kiln_offset((int)o, p.outer_shape, p.outer_stride);
         T acc = reduce_identity(p.op);
-        for (uint r = lid; r < (uint)p.nred; r += NTHREADS)
+        for (uint r = r0 + lid; r < r1; r += NTHREADS)
             acc = reduce_combine(
                 p.op, acc,
                 in[base + kiln_offset((int)r, p.red_shape, p.red_stride)]);
-        part[lid] = acc;
-        LOCAL_BARRIER();
-        if (top < NTHREADS) {
-            if (lid < NTHREADS - top)
-                part[lid] = reduce_combine(p.op, part[lid], part[lid + top]);
-            LOCAL_BARRIER();
+        T val = reduce_group(p.op, acc, part, lid);
+        if (lid == 0)
+            out[p.off_out + (int)v] =
+                reduce_finish(p.op, val, p.scale_lo, p.scale_hi);
+    }
+}
+
+/* ---- the fused reduction (KILN_K_FUSED_REDUCE) -------------------------- */
+
+/* lib/queue/kernels_fused.h; the kernel kiln_fused_reduce is generated per
+ * program (cl_fused.c) and appended to this file. */
+#define FUSED_DIMS 3
+#define FUSED_MAX_INPUTS 6
+
+typedef struct {
+    int mode, ninputs, off_out; /* mode: op | reduced mask << 4 | split << 8 */
+    uint scale_lo, scale_hi;
+    int shape[FUSED_DIMS];
+    int off_in[FUSED_MAX_INPUTS];
+    int stride_in[FUSED_MAX_INPUTS][FUSED_DIMS];
+} fused_reduce_params;
+
+/* The number of outputs (kept dimensions) or of reduced elements. */
+int fused_reduce_count(const fused_reduce_params *p, int reduced)
+{
+    int n = 1;
+    for (int d = 0; d < FUSED_DIMS; d++)
+        if ((((p->mode >> 4) & (4 >> d)) != 0) == reduced)
+            n *= p->shape[d];
+    return n;
+}
+
+/* The one reduced dimension, or -1 when there are more (or none). */
+int fused_reduce_single_dim(const fused_reduce_params *p)
+{
+    int mask = (p->mode >> 4) & 7, rd = -1;
+    for (int d = 0; d < FUSED_DIMS; d++)
+        if (mask & (4 >> d))
+            rd = rd < 0 ? d : FUSED_DIMS;
+    return rd < FUSED_DIMS ? rd : -1;
+}
+
+/* The 3-D index of output @o's reduced element @r (each row-major over
+ * its dimensions). */
+void fused_reduce_index(const fused_reduce_params *p, uint o, uint r,
+                        int *idx)
+{
+    for (int d = FUSED_DIMS - 1; d >= 0; d--) {
+        uint s = (uint)p->shape[d];
+        if ((p->mode >> 4) & (4 >> d)) {
+            idx[d] = (int)(r % s);
+            r /= s;
+        } else {
+            idx[d] = (int)(o % s);
+            o /= s;
         }
-        for (uint h = top / 2; h > 0; h /= 2) {
-            if (lid < h)
-                part[lid] = reduce_combine(p.op, part[lid], part[lid + h]);
-            LOCAL_BARRIER();
-        }
-        if (lid == 0) {
-            T v = part[0];
-#if T_FLOAT
-            if (p.op == 0)
-                v *= T_FROM_BITS(p.scale_lo, p.scale_hi);
-#endif
-            out[p.off_out + (int)o] = v;
-        }
-        /* part[] is reused by the next output. */
-        LOCAL_BARRIER();
     }
 }
 

@@ -10,9 +10,9 @@
  * is 1 so global reads coalesce.  Every edge is bounds-checked: any M, N,
  * K.  Groups loop grid-stride over tiles (x: along N, y: along M) and
  * batches (z).  beta == 0: C is not read (it may hold NaN).
- * Binding 0: A, 1: B, 2: C.  Tunables: local size (LX, LY, 1),
- * consts[0] = RM, consts[1] = RN, consts[2] = TK.  Shared memory:
- * TK * (BM + BN) elements.
+ * Binding 0: A, 1: B, 2: C, 3: the epilogue's bias.  Tunables: local
+ * size (LX, LY, 1), consts[0] = RM, consts[1] = RN, consts[2] = TK.
+ * Shared memory: TK * (BM + BN) elements.
  */
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -32,7 +32,7 @@ layout(push_constant, std430) uniform Params {
     int c_sm, c_sb;
     uint alpha_lo, alpha_hi;
     uint beta_lo, beta_hi;
-    int epilogue, off_bias, bias_sn;
+    int epilogue, off_bias, bias_sm, bias_sn;
 } p;
 
 const int RM = KILN_C0;
@@ -114,7 +114,8 @@ void main()
                     v += beta * c_.d[at];
                 /* Epilogue (kernels.h): bias, then an activation. */
                 if ((p.epilogue & 1) != 0)
-                    v += bias_.d[p.off_bias + gn * p.bias_sn];
+                    v += bias_.d[p.off_bias + gm * p.bias_sm +
+                                 gn * p.bias_sn];
                 if ((p.epilogue >> 4) != 0)
                     v = kiln_unary_apply((p.epilogue >> 4) - 1, v);
                 c_.d[at] = v;

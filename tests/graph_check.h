@@ -111,6 +111,13 @@ static inline double graph_gradcheck(kiln_context *ctx, kiln_graph *g,
             worst = INFINITY;
             break;
         }
+        if (n != kiln_tensor_numel(values[i])) {
+            printf("  gradient %d has %lld elements, its input %lld\n", i,
+                   (long long)n, (long long)kiln_tensor_numel(values[i]));
+            free(analytic);
+            worst = INFINITY;
+            break;
+        }
         for (int64_t e = 0; e < n; e++) {
             double keep = data[i][e], lp, lm;
             double *r;

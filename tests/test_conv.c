@@ -10,6 +10,7 @@
  * usage: test_conv --device SPEC [--seed N]
  */
 #include "op_check.h"
+#include "ops/ops.h" /* kiln__conv2d_act */
 
 static harness_rng rng = {3003};
 static kiln_context *dev, *ref;
@@ -226,6 +227,139 @@ static void test_chunked(kiln_dtype t, op_stats *st)
     free_inputs(3, in);
     free(dy.data);
     unsetenv("KILN_CONV_COL_LIMIT");
+}
+
+/* ---- the bias and activation in the GEMM epilogue ----------------------- */
+
+typedef struct epi_case {
+    const char *name;
+    int64_t n, c, h, w, oc, kh, kw;
+    kiln_conv2d_params p;
+    enum view_kind xview, bview;
+    const char *col_limit;        /* KILN_CONV_COL_LIMIT, or NULL         */
+} epi_case;
+
+static uint64_t dispatches(void)
+{
+    kiln_context_stats s;
+    kiln_context_get_stats(dev, &s);
+    return s.dispatches;
+}
+
+/* 1 when @a and @b (consumed) hold the same values bit for bit. */
+static int same_values(kiln_tensor *a, kiln_tensor *b)
+{
+    int64_t na = -1, nb = -2;
+    double *da = a ? read_doubles(a, &na) : NULL;
+    double *db = b ? read_doubles(b, &nb) : NULL;
+    int ok = da && db && na == nb;
+    for (int64_t i = 0; ok && i < na; i++)
+        ok = memcmp(&da[i], &db[i], sizeof da[i]) == 0;
+    free(da);
+    free(db);
+    kiln_tensor_free(a);
+    kiln_tensor_free(b);
+    return ok;
+}
+
+/* kiln_conv2d with a bias adds it in the GEMM's epilogue, and
+ * kiln__conv2d_act applies an activation there too.  Both must equal the
+ * bare convolution followed by a separate kiln_add (and activation) on the
+ * same device bit for bit (tolerance 0: the GEMM is the same, and the
+ * epilogue rounds to T between steps as the separate kernels do), and
+ * issue exactly the bare convolution's kernels.  Groups > 1, depthwise,
+ * the pointwise path (and a strided x, which leaves it), strides, padding,
+ * dilation, chunked batches, a strided bias view. */
+static void test_epilogue(kiln_dtype t)
+{
+    static const epi_case cases[] = {
+        {"groups 2, 3x3, stride 2, pad 1", 2, 4, 7, 6, 6, 3, 3,
+         {.stride = {2, 2}, .padding = {1, 1}, .groups = 2}, VIEW_PLAIN,
+         VIEW_PLAIN, NULL},
+        {"pointwise 1x1", 3, 5, 4, 3, 7, 1, 1, {.groups = 1}, VIEW_PLAIN,
+         VIEW_PLAIN, NULL},
+        {"pointwise 1x1, groups 3, strided bias", 2, 6, 3, 3, 9, 1, 1,
+         {.groups = 3}, VIEW_PLAIN, VIEW_STRIDED, NULL},
+        {"1x1 groups 2 on a strided x (im2col)", 2, 4, 3, 5, 4, 1, 1,
+         {.groups = 2}, VIEW_STRIDED, VIEW_PLAIN, NULL},
+        {"depthwise 3x3 SAME, dilation 2", 2, 3, 6, 6, 6, 3, 3,
+         {.dilation = {2, 2}, .groups = 3, .mode = KILN_PAD_SAME},
+         VIEW_PLAIN, VIEW_STRIDED, NULL},
+        {"chunked, stride (1, 2), pad 1", 5, 2, 6, 5, 3, 3, 2,
+         {.stride = {1, 2}, .padding = {1, 1}}, VIEW_PLAIN, VIEW_PLAIN,
+         "40"},
+    };
+    static kiln_tensor *(*const act_fn[3])(kiln_tensor *) = {
+        kiln_relu, kiln_sigmoid, kiln_tanh};
+    static const int act_code[3] = {KILN_UNARY_RELU, KILN_UNARY_SIGMOID,
+                                    KILN_UNARY_TANH};
+    int failed = 0, checks = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const epi_case *e = &cases[ci];
+        if (e->col_limit)
+            setenv("KILN_CONV_COL_LIMIT", e->col_limit, 1);
+        int64_t g = e->p.groups ? e->p.groups : 1;
+        int64_t xs[4] = {e->n, e->c, e->h, e->w};
+        int64_t ws[4] = {e->oc, e->c / g, e->kh, e->kw};
+        op_input in[3] = {input(t, 4, xs, e->xview, -1, 1),
+                          input(t, 4, ws, VIEW_PLAIN, -1, 1),
+                          input(t, 1, &e->oc, e->bview, -1, 1)};
+        kiln_tensor *x = make_input(dev, &in[0], 0);
+        kiln_tensor *w = make_input(dev, &in[1], 0);
+        kiln_tensor *b = make_input(dev, &in[2], 0);
+        kiln_tensor *b3 = kiln_reshape(b, 3, (int64_t[]){e->oc, 1, 1});
+        /* act -1: kiln_conv2d; bias 0/1: without / with the bias. */
+        for (int act = -1; act < 3; act++)
+            for (int withb = act < 0; withb <= 1; withb++) {
+                kiln_tensor *bias = withb ? b : NULL;
+                uint64_t k0 = dispatches();
+                kiln_tensor *bare = kiln_conv2d(x, w, NULL, &e->p);
+                uint64_t k1 = dispatches();
+                kiln_tensor *fused =
+                    act < 0 ? kiln_conv2d(x, w, bias, &e->p)
+                            : kiln__conv2d_act(x, w, bias, &e->p,
+                                               act_code[act]);
+                uint64_t k2 = dispatches();
+                kiln_tensor *sep = withb ? kiln_add(bare, b3) : bare;
+                if (withb)
+                    kiln_tensor_free(bare);
+                if (act >= 0) {
+                    kiln_tensor *y = act_fn[act](sep);
+                    kiln_tensor_free(sep);
+                    sep = y;
+                }
+                int ok = same_values(fused, sep) && k2 - k1 == k1 - k0;
+                checks++;
+                harness_checks++;
+                if (!ok) {
+                    failed++;
+                    harness_fail("conv epilogue %s %s, bias %d, act %d: "
+                                 "differs from the separate kernels or "
+                                 "issues %llu kernels (bare: %llu): %s",
+                                 e->name, kiln_dtype_name(t), withb, act,
+                                 (unsigned long long)(k2 - k1),
+                                 (unsigned long long)(k1 - k0),
+                                 kiln_error_message(dev));
+                    kiln_clear_error(dev);
+                }
+            }
+        kiln_tensor_free(b3);
+        kiln_tensor_free(x);
+        kiln_tensor_free(w);
+        kiln_tensor_free(b);
+        free_inputs(3, in);
+        if (e->col_limit)
+            unsetenv("KILN_CONV_COL_LIMIT");
+    }
+    if (kiln_validation_message_count(dev) != 0) {
+        harness_fail("conv epilogue: Vulkan validation: %s",
+                     kiln_error_message(dev));
+        failed++;
+    }
+    printf("%-5s %-28s %4d cases, %d failed (bit for bit, same kernels)\n",
+           failed ? "FAIL" : "ok", t == KILN_F32 ? "conv epilogue float32"
+                                                 : "conv epilogue float64",
+           checks, failed);
 }
 
 static void test_conv1d(kiln_dtype t, op_stats *st)
@@ -684,6 +818,8 @@ static void test_errors(void)
     expect_error("kernel larger than input", kiln_conv2d(x, big, NULL, NULL));
     expect_error("bias of the wrong length", kiln_conv2d(x, w, b, &g2));
     expect_error("i32 input", kiln_conv2d(xi, w, NULL, &g2));
+    expect_error("an activation the GEMM epilogue lacks",
+                 kiln__conv2d_act(x, w, NULL, &g2, KILN_UNARY_EXP));
     expect_error("NULL x_shape",
                  kiln_conv2d_backward_data(x, w, NULL, &g2));
     kiln_pool2d_params wide = {.kernel = {2, 2}, .padding = {2, 0}};
@@ -729,8 +865,10 @@ int main(int argc, char **argv)
         for (int f = 0; f < 4; f++) {
             op_stats st = {0};
             fns[f](t, &st);
-            if (f == 0)
+            if (f == 0) {
                 test_chunked(t, &st);
+                test_epilogue(t);
+            }
             char group[64];
             snprintf(group, sizeof group, "%s %s", groups[f],
                      kiln_dtype_name(t));

@@ -300,13 +300,12 @@ static void bench_lenet_kernels(kiln_context *ctx)
         return;
     printf("LeNet-5 training step (batch 64, forward + loss + gradients):\n");
     for (int fused = 1; fused >= 0; fused--)
-        printf("  %-8s %4llu kernels%s %8.2f ms   peak %6.2f MiB of %6.2f MiB "
+        printf("  %-8s %4llu kernels %8.2f ms   peak %6.2f MiB of %6.2f MiB "
                "intermediates\n", fused ? "fused" : "unfused",
-               (unsigned long long)kernels[fused],
-               "",
-               secs[fused] * 1e3, peak[fused] / 1048576.0,
-               all[fused] / 1048576.0);
-    printf("  generated fused kernels in the fused step: %llu\n",
+               (unsigned long long)kernels[fused], secs[fused] * 1e3,
+               peak[fused] / 1048576.0, all[fused] / 1048576.0);
+    printf("  fused groups in the fused step (generated kernels, reductions "
+           "with a prologue, GEMM and conv epilogues): %llu\n",
            (unsigned long long)fused_kernels);
 }
 
@@ -318,23 +317,29 @@ static kiln_node *chain5(kiln_node *x, kiln_node *y)
     return kiln_g_sub(kiln_g_scale(kiln_g_relu(a), 0.5), y);
 }
 
-static void bench_fusion(kiln_context *ctx, int mib, int reps)
+/* mean((x - y)^2), a loss: a reduction with a 2-op prologue; reads x and
+ * y, so 2 values per element. */
+static kiln_node *mse(kiln_node *x, kiln_node *y)
 {
-    int64_t n = (int64_t)mib * 1024 * 1024 / 4;
-    kiln_tensor *xv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
-    kiln_tensor *yv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
-    kiln_fill(xv, 1.5);
-    kiln_fill(yv, -0.25);
-    size_t bytes = (size_t)n * 4;
-    double ceiling = xv && yv ? copy_ceiling(ctx, xv, yv, bytes, reps) : 0;
+    return kiln_g_mean(kiln_g_square(kiln_g_sub(x, y)), 0, NULL, 0);
+}
+
+/* Times the graph @build(x, y) over @xv, @yv fused and unfused and prints
+ * both against the copy @ceiling, counting @values values of traffic per
+ * element. */
+static void bench_graph(kiln_context *ctx, const char *what,
+                        kiln_node *(*build)(kiln_node *, kiln_node *),
+                        double values, kiln_tensor *xv, kiln_tensor *yv,
+                        int64_t n, double ceiling, int reps)
+{
     double secs[2] = {0, 0};
     uint64_t kernels[2] = {0, 0};
-    for (int fused = 0; fused <= 1 && ceiling > 0; fused++) {
+    for (int fused = 0; fused <= 1; fused++) {
         kiln_graph *g = kiln_graph_new(ctx);
         kiln_graph_set_fusion(g, fused);
         kiln_node *x = kiln_g_input(g, "x", KILN_F32, 1, &n);
         kiln_node *y = kiln_g_input(g, "y", KILN_F32, 1, &n);
-        kiln_node *out = chain5(x, y);
+        kiln_node *out = build(x, y);
         kiln_feed feeds[2] = {{x, xv}, {y, yv}};
         kiln_tensor *r = NULL;
         kiln_graph_run(g, 2, feeds, 1, &out, &r); /* build, warm up */
@@ -352,18 +357,36 @@ static void bench_fusion(kiln_context *ctx, int mib, int reps)
         kernels[fused] = st.kernels;
         kiln_graph_free(g);
     }
+    if (kiln_status_of(ctx) != KILN_OK)
+        return;
+    double traffic = values * (double)n * 4;
+    printf("%s:\n", what);
+    for (int fused = 1; fused >= 0; fused--)
+        printf("  %-8s %3llu kernels %9.3f ms  effective %8.2f GB/s   "
+               "of ceiling %.2f\n", fused ? "fused" : "unfused",
+               (unsigned long long)kernels[fused], secs[fused] * 1e3,
+               traffic / secs[fused] * 1e-9, traffic / secs[fused] / ceiling);
+    printf("  fused/unfused time ratio %.3f (speed-up %.2fx)\n",
+           secs[1] / secs[0], secs[0] / secs[1]);
+}
+
+static void bench_fusion(kiln_context *ctx, int mib, int reps)
+{
+    int64_t n = (int64_t)mib * 1024 * 1024 / 4;
+    kiln_tensor *xv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
+    kiln_tensor *yv = kiln_tensor_new(ctx, KILN_F32, 1, &n);
+    kiln_fill(xv, 1.5);
+    kiln_fill(yv, -0.25);
+    size_t bytes = (size_t)n * 4;
+    double ceiling = xv && yv ? copy_ceiling(ctx, xv, yv, bytes, reps) : 0;
     if (kiln_status_of(ctx) == KILN_OK && ceiling > 0) {
-        double traffic = 3.0 * (double)bytes;
-        printf("5-op chain f32, %d MiB per operand (copy ceiling %.2f GB/s):\n",
-               mib, ceiling * 1e-9);
-        for (int fused = 1; fused >= 0; fused--)
-            printf("  %-8s %3llu kernels %9.3f ms  effective %8.2f GB/s   "
-                   "of ceiling %.2f\n", fused ? "fused" : "unfused",
-                   (unsigned long long)kernels[fused], secs[fused] * 1e3,
-                   traffic / secs[fused] * 1e-9,
-                   traffic / secs[fused] / ceiling);
-        printf("  fused/unfused time ratio %.3f (speed-up %.2fx)\n",
-               secs[1] / secs[0], secs[0] / secs[1]);
+        char what[96];
+        snprintf(what, sizeof what, "5-op chain f32, %d MiB per operand "
+                 "(copy ceiling %.2f GB/s)", mib, ceiling * 1e-9);
+        bench_graph(ctx, what, chain5, 3, xv, yv, n, ceiling, reps);
+        snprintf(what, sizeof what, "MSE loss mean((x - y)^2) f32, %d MiB "
+                 "per operand (a reduction's prologue)", mib);
+        bench_graph(ctx, what, mse, 2, xv, yv, n, ceiling, reps);
     }
     kiln_tensor_free(xv);
     kiln_tensor_free(yv);

@@ -81,15 +81,34 @@ static int program_ok(const kiln_dispatch *d, int ninputs)
     return 1;
 }
 
+/* The program's value at index @idx of the 3-D layout; inputs at
+ * @off_in[k] + sum idx[d] * @stride_in[k][d] of binding k. */
+static fused_reg eval_at(const kiln_dispatch *d, void *const *base, int nin,
+                         const int32_t *off_in,
+                         const int32_t (*stride_in)[KILN_FUSED_DIMS],
+                         const int64_t *idx)
+{
+    const size_t es = kiln_dtype_size(d->dtype);
+    fused_reg r[NREGS];
+    memset(r, 0, sizeof r);
+    for (int k = 0; k < nin; k++) {
+        int64_t at = off_in[k];
+        for (int dim = 0; dim < KILN_FUSED_DIMS; dim++)
+            at += idx[dim] * stride_in[k][dim];
+        memcpy(&r[k], (const char *)base[k] + at * (int64_t)es, es);
+    }
+    for (int j = 0; j < d->program_len; j++)
+        r[nin + j] = run_instr(d->dtype, d->program[j], r);
+    return r[nin + d->program_len - 1];
+}
+
 kiln_status kiln_cpu_fused(const kiln_dispatch *d, void *const *base)
 {
     const kiln_fused_params *p = (const void *)d->params;
     const int nin = p->ninputs;
     if (!program_ok(d, nin))
         return KILN_ERROR_INVALID_ARGUMENT;
-    const kiln_dtype t = d->dtype;
-    const size_t es = kiln_dtype_size(t);
-    const int last = nin + d->program_len - 1;
+    const size_t es = kiln_dtype_size(d->dtype);
     for (int64_t i = 0; i < p->n; i++) {
         /* Decompose i over the shape, innermost dimension last. */
         int64_t idx[KILN_FUSED_DIMS], rest = i;
@@ -97,18 +116,53 @@ kiln_status kiln_cpu_fused(const kiln_dispatch *d, void *const *base)
             idx[dim] = rest % p->shape[dim];
             rest /= p->shape[dim];
         }
-        fused_reg r[NREGS];
-        memset(r, 0, sizeof r);
-        for (int k = 0; k < nin; k++) {
-            int64_t at = p->off_in[k];
-            for (int dim = 0; dim < KILN_FUSED_DIMS; dim++)
-                at += idx[dim] * p->stride_in[k][dim];
-            memcpy(&r[k], (const char *)base[k] + at * (int64_t)es, es);
+        fused_reg v = eval_at(d, base, nin, p->off_in, p->stride_in, idx);
+        memcpy((char *)base[nin] + (p->off_out + i) * (int64_t)es, &v, es);
+    }
+    return KILN_OK;
+}
+
+static double reg_value(kiln_dtype t, fused_reg r)
+{
+    return t == KILN_F32 ? (double)r.f : t == KILN_I32 ? (double)r.i : r.d;
+}
+
+kiln_status kiln_cpu_fused_reduce(const kiln_dispatch *d, void *const *base)
+{
+    const kiln_fused_reduce_params *p = (const void *)d->params;
+    const int nin = p->ninputs;
+    const int op = p->mode & 15, mask = (p->mode >> 4) & 15;
+    const int64_t split = p->mode >> 8 > 1 ? p->mode >> 8 : 1;
+    if (!program_ok(d, nin) || op > KILN_KREDUCE_MIN)
+        return KILN_ERROR_INVALID_ARGUMENT;
+    int64_t nout = 1, nred = 1;
+    for (int dim = 0; dim < KILN_FUSED_DIMS; dim++) {
+        if (mask & KILN_FUSED_RED_BIT(dim))
+            nred *= p->shape[dim];
+        else
+            nout *= p->shape[dim];
+    }
+    double scale = kiln_cpu_scalar(d->dtype, p->scale_lo, p->scale_hi);
+    for (int64_t v = 0; v < nout * split; v++) {
+        int64_t o, r0, r1;
+        kiln_cpu_reduce_slice(v, split, nred, &o, &r0, &r1);
+        kiln_cpu_reducer red;
+        kiln_cpu_reducer_init(&red, op);
+        for (int64_t r = r0; r < r1; r++) {
+            /* o over the kept dimensions, r over the reduced ones, each
+             * row-major. */
+            int64_t idx[KILN_FUSED_DIMS], ro = o, rr = r;
+            for (int dim = KILN_FUSED_DIMS - 1; dim >= 0; dim--) {
+                int64_t *rest = mask & KILN_FUSED_RED_BIT(dim) ? &rr : &ro;
+                idx[dim] = *rest % p->shape[dim];
+                *rest /= p->shape[dim];
+            }
+            fused_reg val =
+                eval_at(d, base, nin, p->off_in, p->stride_in, idx);
+            kiln_cpu_reducer_add(&red, d->dtype, reg_value(d->dtype, val));
         }
-        for (int j = 0; j < d->program_len; j++)
-            r[nin + j] = run_instr(t, d->program[j], r);
-        memcpy((char *)base[nin] + (p->off_out + i) * (int64_t)es, &r[last],
-               es);
+        kiln_cpu_store(base[nin], d->dtype, p->off_out + v,
+                       kiln_cpu_reducer_result(&red, d->dtype, scale));
     }
     return KILN_OK;
 }

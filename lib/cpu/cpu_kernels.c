@@ -295,6 +295,7 @@ kiln_status kiln_cpu_run(const kiln_dispatch *d, void *const *base)
     case KILN_K_RANDOM: kiln_cpu_random(d, base); return KILN_OK;
     case KILN_K_OPTIMIZER: kiln_cpu_optimizer(d, base); return KILN_OK;
     case KILN_K_FUSED: return kiln_cpu_fused(d, base);
+    case KILN_K_FUSED_REDUCE: return kiln_cpu_fused_reduce(d, base);
     default: break; /* a kernel this backend lacks */
     }
     return KILN_ERROR_UNSUPPORTED;

@@ -16,6 +16,28 @@ void kiln_cpu_store(void *base, kiln_dtype t, int64_t i, double v);
 /** A scalar passed in T's bits (kernels.h), as a double. */
 double kiln_cpu_scalar(kiln_dtype t, uint32_t lo, uint32_t hi);
 
+/* One output of KILN_K_REDUCE being folded (cpu_kernels_reduce.c): sums
+ * in long double with Neumaier compensation (int sums in int64, wrapped
+ * to int32 like the GPU's wrapping adds), MAX/MIN in double; a NaN makes
+ * the result NaN.  Shared by KILN_K_REDUCE and KILN_K_FUSED_REDUCE. */
+typedef struct kiln_cpu_reducer {
+    int op; /* enum kiln_reduce_kop */
+    int saw_nan;
+    double acc;
+    long double sum, comp;
+    int64_t iacc;
+} kiln_cpu_reducer;
+void kiln_cpu_reducer_init(kiln_cpu_reducer *r, int op);
+void kiln_cpu_reducer_add(kiln_cpu_reducer *r, kiln_dtype t, double v);
+/** The result in T's range: float sums times @scale. */
+double kiln_cpu_reducer_result(const kiln_cpu_reducer *r, kiln_dtype t,
+                               double scale);
+
+/** Slice @v of a reduction split @split ways (kernels.h): output @o and
+ *  the reduced range [@r0, @r1). */
+void kiln_cpu_reduce_slice(int64_t v, int64_t split, int64_t nred,
+                           int64_t *o, int64_t *r0, int64_t *r1);
+
 void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_argreduce(const kiln_dispatch *d, void *const *base);
 void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base);
@@ -52,5 +74,6 @@ int32_t kiln_cpu_binary_int(int op, int32_t a, int32_t b);
 
 /* cpu_fused.c; KILN_ERROR_INVALID_ARGUMENT for a malformed program. */
 kiln_status kiln_cpu_fused(const kiln_dispatch *d, void *const *base);
+kiln_status kiln_cpu_fused_reduce(const kiln_dispatch *d, void *const *base);
 
 #endif

@@ -11,47 +11,76 @@
 #include "cpu/cpu_kernels_internal.h"
 #include "queue/kernels.h"
 
+void kiln_cpu_reducer_init(kiln_cpu_reducer *r, int op)
+{
+    *r = (kiln_cpu_reducer){.op = op};
+    r->acc = op == KILN_KREDUCE_SUM ? 0
+           : op == KILN_KREDUCE_MAX ? -INFINITY : INFINITY;
+}
+
+void kiln_cpu_reducer_add(kiln_cpu_reducer *r, kiln_dtype t, double v)
+{
+    if (isnan(v))
+        r->saw_nan = 1;
+    if (r->op == KILN_KREDUCE_SUM) {
+        long double sum = r->sum, s = sum + v;
+        if (isfinite(s)) /* infinities carry no rounding error */
+            r->comp += fabsl(sum) >= fabsl((long double)v) ? (sum - s) + v
+                                                           : (v - s) + sum;
+        r->sum = s;
+        if (t == KILN_I32)
+            r->iacc += (int64_t)v;
+    } else if (r->op == KILN_KREDUCE_MAX) {
+        r->acc = v > r->acc ? v : r->acc;
+    } else {
+        r->acc = v < r->acc ? v : r->acc;
+    }
+}
+
+double kiln_cpu_reducer_result(const kiln_cpu_reducer *r, kiln_dtype t,
+                               double scale)
+{
+    double acc = r->op == KILN_KREDUCE_SUM ? (double)(r->sum + r->comp)
+                                           : r->acc;
+    if (r->saw_nan)
+        acc = NAN;
+    if (t == KILN_I32 && r->op == KILN_KREDUCE_SUM)
+        acc = (int32_t)(uint32_t)(uint64_t)r->iacc;
+    else if (r->op == KILN_KREDUCE_SUM)
+        acc *= scale;
+    return acc;
+}
+
+void kiln_cpu_reduce_slice(int64_t v, int64_t split, int64_t nred,
+                           int64_t *o, int64_t *r0, int64_t *r1)
+{
+    int64_t chunk = split > 1 ? (nred + split - 1) / split : nred;
+    int64_t s = split > 1 ? v % split : 0;
+    *o = split > 1 ? v / split : v;
+    *r0 = s * chunk;
+    *r1 = *r0 + chunk < nred ? *r0 + chunk : nred;
+}
+
 void kiln_cpu_reduce(const kiln_dispatch *d, void *const *base)
 {
     const kiln_reduce_params *p = (const void *)d->params;
     double scale = kiln_cpu_scalar(d->dtype, p->scale_lo, p->scale_hi);
-    for (int64_t o = 0; o < p->nout; o++) {
+    int64_t split = p->split > 1 ? p->split : 1;
+    for (int64_t v = 0; v < p->nout * split; v++) {
+        int64_t o, r0, r1;
+        kiln_cpu_reduce_slice(v, split, p->nred, &o, &r0, &r1);
         int64_t outer = p->off_in + kiln_cpu_strided_offset(
                                         o, p->outer_shape, p->outer_stride);
-        double acc = p->op == KILN_KREDUCE_SUM ? 0
-                   : p->op == KILN_KREDUCE_MAX ? -INFINITY : INFINITY;
-        long double sum = 0, comp = 0; /* Neumaier: sum + comp is exact-ish */
-        int64_t iacc = 0;
-        int saw_nan = 0;
-        for (int64_t r = 0; r < p->nred; r++) {
-            int64_t at = outer + kiln_cpu_strided_offset(r, p->red_shape,
+        kiln_cpu_reducer r;
+        kiln_cpu_reducer_init(&r, p->op);
+        for (int64_t i = r0; i < r1; i++) {
+            int64_t at = outer + kiln_cpu_strided_offset(i, p->red_shape,
                                                          p->red_stride);
-            double v = kiln_cpu_load(base[0], d->dtype, at);
-            if (isnan(v))
-                saw_nan = 1;
-            if (p->op == KILN_KREDUCE_SUM) {
-                long double t = sum + v;
-                if (isfinite(t)) /* infinities carry no rounding error */
-                    comp += fabsl(sum) >= fabsl((long double)v)
-                                ? (sum - t) + v : (v - t) + sum;
-                sum = t;
-                if (d->dtype == KILN_I32)
-                    iacc += (int64_t)v;
-            } else if (p->op == KILN_KREDUCE_MAX) {
-                acc = v > acc ? v : acc;
-            } else {
-                acc = v < acc ? v : acc;
-            }
+            kiln_cpu_reducer_add(&r, d->dtype,
+                                 kiln_cpu_load(base[0], d->dtype, at));
         }
-        if (p->op == KILN_KREDUCE_SUM)
-            acc = (double)(sum + comp);
-        if (saw_nan)
-            acc = NAN;
-        if (d->dtype == KILN_I32 && p->op == KILN_KREDUCE_SUM)
-            acc = (int32_t)(uint32_t)(uint64_t)iacc;
-        else if (p->op == KILN_KREDUCE_SUM)
-            acc *= scale;
-        kiln_cpu_store(base[1], d->dtype, p->off_out + o, acc);
+        kiln_cpu_store(base[1], d->dtype, p->off_out + v,
+                       kiln_cpu_reducer_result(&r, d->dtype, scale));
     }
 }
 
@@ -113,7 +142,8 @@ void kiln_cpu_gemm(const kiln_dispatch *d, void *const *base)
                 if (p->epilogue & KILN_GEMM_BIAS)
                     c = round_to(d->dtype, c) +
                         kiln_cpu_load(base[3], d->dtype,
-                                      p->off_bias + n * p->bias_sn);
+                                      p->off_bias + m * p->bias_sm +
+                                          n * p->bias_sn);
                 if (p->epilogue >> KILN_GEMM_ACT_SHIFT)
                     c = kiln_cpu_unary_float(
                         (p->epilogue >> KILN_GEMM_ACT_SHIFT) - 1,

@@ -36,7 +36,19 @@ enum kiln_gfuse {
     KILN_GFUSE_UNARY,      /* attr.i[0] = enum kiln_unary_op               */
     KILN_GFUSE_BINARY,     /* attr.i[0] = enum kiln_binary_op              */
     KILN_GFUSE_SELECT,
+    KILN_GFUSE_REDUCE,     /* a reduction of input 0: see .reduction      */
 };
+
+/* What a reduction node (KILN_GFUSE_REDUCE) does to its input 0, at run
+ * time: the graph's fusion runs it with the elementwise group computing
+ * that input as its prologue (kiln__fused_reduce). */
+typedef struct kiln_greduction {
+    kiln_reduce_op op;
+    int naxes;                   /* 0: nothing to reduce (a copy)          */
+    int axes[KILN_MAX_DIMS];
+    int keepdims;
+    const kiln_tensor *reshape_like; /* result reshaped to its shape, or NULL */
+} kiln_greduction;
 
 struct kiln_node {
     kiln_graph *g;
@@ -74,6 +86,12 @@ struct kiln_gop {
      * asking for a gradient through it is an error, unless @no_grad. */
     kiln_status (*backward)(kiln_node *n, kiln_node *dy, const int *need,
                             kiln_node **dx);
+    /* KILN_GFUSE_REDUCE: fills @r for input 0 of run-time shape (@ndim,
+     * @shape); @in[k] (k >= 1) are the other inputs' values (in[0] is
+     * NULL: computed in the fused kernel).  Returns 0, or -1 when the
+     * reduction cannot be described (the node then runs unfused). */
+    int (*reduction)(const kiln_node *n, int ndim, const int64_t *shape,
+                     kiln_tensor *const *in, kiln_greduction *r);
     int no_grad;                 /* discrete output: gradients stop here   */
     int is_leaf;
     int mutates;                 /* assignments: never skipped or fused    */
@@ -130,6 +148,13 @@ kiln_status kiln__g_built(kiln_graph *g, int nout, kiln_node **dx,
 
 /** Is @n a matrix product (attr.i[0], i[1]: the transposes)? */
 int kiln__g_is_gemm(const kiln_node *n);
+/** Is @n a conv2d node (inputs x, w and, when attr.i[8], the bias)? */
+int kiln__g_is_conv2d(const kiln_node *n);
+/** Conv2d node @n's value for input values @in, followed by the unary op
+ *  @act (RELU, SIGMOID, TANH; -1: none) in the convolution's GEMM
+ *  epilogue (kiln__conv2d_act); NULL after an error. */
+kiln_tensor *kiln__g_conv2d_act(const kiln_node *n, kiln_tensor *const *in,
+                                int act);
 
 /* Builders the backward rules use (graph_ops_math.c). */
 kiln_node *kiln__g_unary(const char *call, kiln_node *x, int op);

@@ -14,7 +14,12 @@
  * ([N] or [1, N]), optionally followed by ReLU, sigmoid or tanh (each the
  * only use of the one before), becomes one GEMM whose epilogue adds the
  * bias and applies the activation in registers: a dense layer in one
- * kernel.  (Convolutions add their bias inside already.)
+ * kernel.  A convolution adds its own bias in its GEMM's epilogue (eager
+ * kiln_conv2d does too); a conv2d whose only use is ReLU, sigmoid or tanh
+ * takes that activation into the same epilogue, so conv + bias + ReLU
+ * issue just the bare convolution's kernels (IM2COL and GEMMs).  "Only
+ * use" counts the backward rules' reads: ReLU, sigmoid and tanh
+ * differentiate from their output, so training graphs fuse too.
  *
  * Run: at the root, the members become one program (one instruction each,
  * registers in member order) over the outside inputs broadcast to the
@@ -30,6 +35,7 @@
 
 typedef struct group_info {
     int ninstr;
+    int reduce;                      /* the root is a reduction           */
     int first;                       /* smallest member id                */
     int next;                        /* ext count                         */
     kiln_node *ext[KILN_FUSED_MAX_INPUTS];
@@ -54,9 +60,13 @@ static int backend_supports(kiln_graph *g, const kiln_node *n)
     }
 }
 
+/* An elementwise node (a reduction is not: it only ends a group). */
 static int fusable(kiln_graph *g, const kiln_node *n)
 {
-    return n->needed && n->op->fuse != KILN_GFUSE_NONE &&
+    return n->needed &&
+           (n->op->fuse == KILN_GFUSE_UNARY ||
+            n->op->fuse == KILN_GFUSE_BINARY ||
+            n->op->fuse == KILN_GFUSE_SELECT) &&
            backend_supports(g, n) &&
            (!g->ctx->queue->vt->supports ||
             g->ctx->queue->vt->supports(g->ctx->queue, KILN_K_FUSED, n->dtype,
@@ -102,16 +112,33 @@ static int is_activation(const kiln_node *n)
             n->attr.i[0] == KILN_UNARY_TANH);
 }
 
-/* Marks gemm -> add(bias) [-> activation] chains (epi[id] = 1, fused_into
- * = the chain's last node).  @only[id]: the one consumer of a value used
- * once in this run; @mutations as in kiln__g_fuse_plan. */
+/* conv2d -> activation (the conv's only use, no assignment in between:
+ * the fused conv runs at the activation's place) becomes one group. */
+static void plan_conv_epilogue(kiln_node *cv, char *epi, kiln_node **only,
+                               const int *mutations)
+{
+    kiln_node *act = only[cv->id];
+    if (!act || !is_activation(act) ||
+        mutations[act->id] != mutations[cv->id])
+        return;
+    epi[cv->id] = epi[act->id] = 1;
+    cv->fused_into = act->fused_into = act->id;
+}
+
+/* Marks gemm -> add(bias) [-> activation] and conv2d -> activation chains
+ * (epi[id] = 1, fused_into = the chain's last node).  @only[id]: the one
+ * consumer of a value used once in this run; @mutations as in
+ * kiln__g_fuse_plan. */
 static void plan_epilogues(kiln_graph *g, char *epi, kiln_node **only,
                            const int *mutations)
 {
     for (int i = 0; i < g->nnodes; i++) {
         kiln_node *gm = g->nodes[i];
-        if (!gm->needed || !kiln__g_is_gemm(gm) || gm->uses_left != 1 ||
-            !kiln__is_float(gm->dtype))
+        if (!gm->needed || gm->uses_left != 1 || !kiln__is_float(gm->dtype))
+            continue;
+        if (kiln__g_is_conv2d(gm))
+            plan_conv_epilogue(gm, epi, only, mutations);
+        if (!kiln__g_is_gemm(gm))
             continue;
         kiln_node *add = only[i];
         if (!add || add->op->fuse != KILN_GFUSE_BINARY ||
@@ -136,6 +163,38 @@ static void plan_epilogues(kiln_graph *g, char *epi, kiln_node **only,
                 break;
         }
     }
+}
+
+/* A reduction node the backend can run with a prologue. */
+static int reduction_fusable(kiln_graph *g, const kiln_node *n)
+{
+    kiln_queue *q = g->ctx->queue;
+    return n->needed && n->op->fuse == KILN_GFUSE_REDUCE &&
+           (n->dtype == KILN_F32 || n->dtype == KILN_F64 ||
+            n->dtype == KILN_I32) &&
+           (!q->vt->supports ||
+            q->vt->supports(q, KILN_K_FUSED_REDUCE, n->dtype, -1));
+}
+
+/* Reduction @r takes the elementwise group whose root is its input 0 as
+ * its prologue, when it is that value's only use (the group's values are
+ * then never stored).  A group of one node joins too: sum(square(x)) is
+ * one kernel. */
+static void absorb_prologue(kiln_graph *g, kiln_node *r, group_info *info,
+                            const char *epi, const int *mutations)
+{
+    kiln_node *p = r->inputs[0];
+    int i = r->id;
+    if (epi[p->id] || !fusable(g, p) || p->fused_into != p->id ||
+        p->uses_left != 1 || p->dtype != r->dtype ||
+        mutations[i] != mutations[info[p->id].first])
+        return;
+    info[i] = info[p->id];
+    info[i].reduce = 1;
+    for (int j = info[i].first; j <= p->id; j++)
+        if (g->nodes[j]->fused_into == p->id)
+            g->nodes[j]->fused_into = i;
+    r->fused_into = i;
 }
 
 kiln_status kiln__g_fuse_plan(kiln_graph *g)
@@ -167,6 +226,10 @@ kiln_status kiln__g_fuse_plan(kiln_graph *g)
 
     for (int i = 0; i < n; i++) {
         kiln_node *node = g->nodes[i];
+        if (!epi[i] && reduction_fusable(g, node)) {
+            absorb_prologue(g, node, info, epi, mutations);
+            continue;
+        }
         if (epi[i] || !fusable(g, node))
             continue;
         group_info *gi = &info[i];
@@ -196,7 +259,8 @@ kiln_status kiln__g_fuse_plan(kiln_graph *g)
     }
     /* A group of one is just the node's own kernel. */
     for (int i = 0; i < n; i++)
-        if (g->nodes[i]->fused_into == i && info[i].ninstr == 1)
+        if (g->nodes[i]->fused_into == i && info[i].ninstr == 1 &&
+            !info[i].reduce)
             g->nodes[i]->fused_into = -1;
     free(info);
     free(mutations);
@@ -234,6 +298,36 @@ static kiln_status run_unfused(kiln_graph *g, kiln_node **members, int count)
     return st;
 }
 
+/* The statistics of a group of @count nodes run as one fused step. */
+static void count_fused(kiln_graph *g, int count)
+{
+    g->stats.nodes += (uint64_t)count;
+    g->stats.fused_nodes += (uint64_t)count;
+    g->stats.fused_kernels++;
+}
+
+/* The end of running a group: its root's value, or the error. */
+static kiln_status ran_fused(kiln_graph *g, kiln_node *root, int count)
+{
+    if (!root->out.t[0])
+        return kiln_status_of(g->ctx);
+    count_fused(g, count);
+    return KILN_OK;
+}
+
+/* A convolution with its activation in the GEMM epilogue; members: conv2d,
+ * act. */
+static kiln_status run_conv_epilogue(kiln_graph *g, kiln_node *root,
+                                     kiln_node **members, int count)
+{
+    kiln_node *cv = members[0];
+    kiln_tensor *in[3];
+    for (int k = 0; k < cv->ninputs && k < 3; k++)
+        in[k] = cv->inputs[k]->out.t[0];
+    root->out.t[0] = kiln__g_conv2d_act(cv, in, (int)root->attr.i[0]);
+    return ran_fused(g, root, count);
+}
+
 /* A GEMM with its bias (+ activation) epilogue; members: gemm, add[, act]. */
 static kiln_status run_epilogue(kiln_graph *g, kiln_node *root,
                                 kiln_node **members, int count)
@@ -249,70 +343,128 @@ static kiln_status run_epilogue(kiln_graph *g, kiln_node *root,
     root->out.t[0] = kiln__gemm_bias_act(
         g->ctx, "kiln_graph_run", a, (int)gm->attr.i[0], b,
         (int)gm->attr.i[1], bias, count == 3 ? (int)members[2]->attr.i[0] : -1);
-    if (!root->out.t[0])
-        return kiln_status_of(g->ctx);
-    g->stats.nodes += (uint64_t)count;
-    g->stats.fused_nodes += (uint64_t)count;
-    g->stats.fused_kernels++;
-    return KILN_OK;
+    return ran_fused(g, root, count);
 }
 
-kiln_status kiln__g_fuse_run(kiln_graph *g, kiln_node *root)
+/* The program of the elementwise @members (in creation order) of the
+ * group rooted at @root, one instruction each, over their outside inputs
+ * (into @ext, *@next of them). */
+static void build_program(const kiln_node *root, kiln_node *const *members,
+                          int count, kiln_fused_program *prog,
+                          kiln_node **ext, int *next)
 {
-    kiln_node *members[KILN_FUSED_MAX_INSTRS];
-    int count = members_of(g, root, members);
-    if (kiln__g_is_gemm(members[0]))
-        return run_epilogue(g, root, members, count);
-    kiln_fused_program prog = {0};
-    kiln_node *ext[KILN_FUSED_MAX_INPUTS];
-    int next = 0;
+    *next = 0;
     for (int j = 0; j < count; j++)
         for (int k = 0; k < members[j]->ninputs; k++) {
             kiln_node *x = members[j]->inputs[k];
             int member = x->needed && x->fused_into == root->id;
             int seen = 0;
-            for (int e = 0; e < next; e++)
+            for (int e = 0; e < *next; e++)
                 seen |= ext[e] == x;
             if (!member && !seen)
-                ext[next++] = x;
+                ext[(*next)++] = x;
         }
-    prog.ninputs = next;
-    prog.ninstr = count;
+    memset(prog, 0, sizeof *prog);
+    prog->ninputs = *next;
+    prog->ninstr = count;
     for (int j = 0; j < count; j++) {
         kiln_node *m = members[j];
         int reg[3] = {0, 0, 0};
         for (int k = 0; k < m->ninputs; k++) {
             kiln_node *x = m->inputs[k];
-            for (int e = 0; e < next; e++)
+            for (int e = 0; e < *next; e++)
                 if (ext[e] == x)
                     reg[k] = e;
             for (int r = 0; r < j; r++)
                 if (members[r] == x)
-                    reg[k] = next + r;
+                    reg[k] = *next + r;
         }
         int code = m->op->fuse == KILN_GFUSE_UNARY
                        ? KILN_FUSED_UNARY + (int)m->attr.i[0]
                    : m->op->fuse == KILN_GFUSE_BINARY
                        ? KILN_FUSED_BINARY + (int)m->attr.i[0]
                        : KILN_FUSED_SELECT;
-        prog.instr[j] = kiln_fused_instr(code, reg[0], reg[1], reg[2]);
+        prog->instr[j] = kiln_fused_instr(code, reg[0], reg[1], reg[2]);
     }
+}
 
-    kiln_tensor *in[KILN_FUSED_MAX_INPUTS];
-    int64_t shape[KILN_MAX_DIMS];
+/* The outside inputs' values and their broadcast shape (-1 on error). */
+static int program_inputs(kiln_graph *g, kiln_node *const *ext, int next,
+                          kiln_tensor **in, int64_t *shape)
+{
     for (int e = 0; e < next; e++)
         in[e] = ext[e]->out.t[0];
-    int ndim = kiln__broadcast_shape(g->ctx, "kiln_graph_run", next, in, shape);
+    return kiln__broadcast_shape(g->ctx, "kiln_graph_run", next, in, shape);
+}
+
+
+/* A reduction with its prologue: the members before the root are the
+ * program, the root says what it reduces (KILN_GFUSE_REDUCE). */
+static kiln_status run_reduction(kiln_graph *g, kiln_node *root,
+                                 kiln_node **members, int count)
+{
+    kiln_fused_program prog;
+    kiln_node *ext[KILN_FUSED_MAX_INPUTS];
+    kiln_tensor *in[KILN_FUSED_MAX_INPUTS], *rin[3] = {NULL, NULL, NULL};
+    int64_t shape[KILN_MAX_DIMS];
+    int next;
+    build_program(root, members, count - 1, &prog, ext, &next);
+    int ndim = program_inputs(g, ext, next, in, shape);
+    if (ndim < 0)
+        return kiln_status_of(g->ctx);
+    for (int k = 1; k < root->ninputs && k < 3; k++)
+        rin[k] = root->inputs[k]->out.t[0];
+    kiln_greduction r;
+    char reduced[KILN_MAX_DIMS] = {0};
+    if (root->op->reduction(root, ndim, shape, rin, &r) != 0)
+        return run_unfused(g, members, count);
+    for (int k = 0; k < r.naxes; k++)
+        reduced[r.axes[k] < 0 ? r.axes[k] + ndim : r.axes[k]] = 1;
+    kiln_tensor *out;
+    if (r.naxes == 0) { /* nothing to reduce: the program's value */
+        if (!kiln__fused_fits(next, in, ndim, shape))
+            return run_unfused(g, members, count);
+        out = kiln__fused(g->ctx, "kiln_graph_run", &prog, root->dtype, in,
+                          ndim, shape);
+    } else {
+        if (!kiln__fused_reduce_fits(next, in, ndim, shape, reduced))
+            return run_unfused(g, members, count);
+        out = kiln__fused_reduce(g->ctx, "kiln_graph_run", &prog,
+                                 root->dtype, in, ndim, shape, r.op, r.naxes,
+                                 r.axes, r.keepdims);
+    }
+    if (out && r.reshape_like) {
+        kiln_tensor *shaped = kiln_reshape(out, r.reshape_like->ndim,
+                                           r.reshape_like->shape);
+        kiln_tensor_free(out);
+        out = shaped;
+    }
+    root->out.t[0] = out;
+    return ran_fused(g, root, count);
+}
+
+kiln_status kiln__g_fuse_run(kiln_graph *g, kiln_node *root)
+{
+    kiln_node *members[KILN_FUSED_MAX_INSTRS + 1];
+    int count = members_of(g, root, members);
+    if (root->op->fuse == KILN_GFUSE_REDUCE)
+        return run_reduction(g, root, members, count);
+    if (kiln__g_is_gemm(members[0]))
+        return run_epilogue(g, root, members, count);
+    if (kiln__g_is_conv2d(members[0]))
+        return run_conv_epilogue(g, root, members, count);
+    kiln_fused_program prog;
+    kiln_node *ext[KILN_FUSED_MAX_INPUTS];
+    kiln_tensor *in[KILN_FUSED_MAX_INPUTS];
+    int64_t shape[KILN_MAX_DIMS];
+    int next;
+    build_program(root, members, count, &prog, ext, &next);
+    int ndim = program_inputs(g, ext, next, in, shape);
     if (ndim < 0)
         return kiln_status_of(g->ctx);
     if (!kiln__fused_fits(next, in, ndim, shape))
         return run_unfused(g, members, count);
     root->out.t[0] = kiln__fused(g->ctx, "kiln_graph_run", &prog, root->dtype,
                                  in, ndim, shape);
-    if (!root->out.t[0])
-        return kiln_status_of(g->ctx);
-    g->stats.nodes += (uint64_t)count;
-    g->stats.fused_nodes += (uint64_t)count;
-    g->stats.fused_kernels++;
-    return KILN_OK;
+    return ran_fused(g, root, count);
 }

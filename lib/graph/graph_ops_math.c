@@ -9,6 +9,15 @@
 
 #include "graph/graph.h"
 
+/* Is every dimension of @n's shape known when the graph is built? */
+static int shape_known(const kiln_node *n)
+{
+    for (int d = 0; d < n->ndim; d++)
+        if (n->shape[d] < 0)
+            return 0;
+    return 1;
+}
+
 /* Gradients build many small constants. */
 static kiln_node *scalar_like(kiln_node *n, double v)
 {
@@ -405,8 +414,23 @@ static kiln_status run_sum_to_like(kiln_node *n, kiln_tensor *const *in,
     return out->t[0] ? KILN_OK : kiln_status_of(n->g->ctx);
 }
 
+/* Fused: the sum over kiln__sum_to_axes, reshaped to `like`. */
+static int sum_to_like_reduction(const kiln_node *n, int ndim,
+                                 const int64_t *shape, kiln_tensor *const *in,
+                                 kiln_greduction *r)
+{
+    (void)n;
+    *r = (kiln_greduction){.op = KILN_REDUCE_SUM, .keepdims = 1,
+                           .reshape_like = in[1]};
+    r->naxes = kiln__sum_to_axes(ndim, shape, in[1]->ndim, in[1]->shape,
+                                 r->axes);
+    return r->naxes < 0 ? -1 : 0;
+}
+
 static const kiln_gop gop_sum_to_like = {.name = "sum_to_like",
+                                         .fuse = KILN_GFUSE_REDUCE,
                                          .run = run_sum_to_like,
+                                         .reduction = sum_to_like_reduction,
                                          .no_grad = 1};
 
 kiln_node *kiln__g_sum_to_like(kiln_node *x, kiln_node *like)
@@ -525,23 +549,28 @@ static const kiln_gop gop_inv_count = {.name = "inv_count",
 static kiln_status run_unreduce(kiln_node *n, kiln_tensor *const *in,
                                 kiln_gvalue *out)
 {
-    kiln_tensor *dy = in[0], *x = in[1];
+    /* x's shape: its value's, or the node's own when it was known when
+     * the gradient was built (then x is not an input, so it is not kept
+     * alive, and an elementwise x can fuse into its reduction). */
+    kiln_tensor *dy = in[0];
+    int ndim = n->ninputs == 2 ? in[1]->ndim : n->ndim;
+    const int64_t *xshape = n->ninputs == 2 ? in[1]->shape : n->shape;
     int64_t kshape[KILN_MAX_DIMS];
     int naxes = (int)n->attr.i[1];
-    for (int d = 0; d < x->ndim; d++)
-        kshape[d] = x->shape[d];
+    for (int d = 0; d < ndim; d++)
+        kshape[d] = xshape[d];
     int reduced[KILN_MAX_DIMS] = {0};
     for (int k = 0; k < naxes; k++) {
         int a = (int)n->attr.i[3 + k];
-        reduced[a < 0 ? a + x->ndim : a] = 1;
+        reduced[a < 0 ? a + ndim : a] = 1;
     }
-    for (int d = 0; d < x->ndim; d++)
+    for (int d = 0; d < ndim; d++)
         if (!naxes || reduced[d])
             kshape[d] = 1;
-    kiln_tensor *k = kiln_reshape(dy, x->ndim, kshape);
+    kiln_tensor *k = kiln_reshape(dy, ndim, kshape);
     if (!k)
         return kiln_status_of(n->g->ctx);
-    out->t[0] = kiln_broadcast_to(k, x->ndim, x->shape);
+    out->t[0] = kiln_broadcast_to(k, ndim, xshape);
     kiln_tensor_free(k);
     return out->t[0] ? KILN_OK : kiln_status_of(n->g->ctx);
 }
@@ -553,7 +582,8 @@ kiln_node *kiln__g_unreduce(kiln_node *x, kiln_node *like, int naxes,
                             const int *axes, int keepdims)
 {
     kiln_node *args[2] = {x, like};
-    kiln_node *n = kiln__g_node("kiln_g_gradients", &gop_unreduce, 2, args);
+    kiln_node *n = kiln__g_node("kiln_g_gradients", &gop_unreduce,
+                                like && shape_known(like) ? 1 : 2, args);
     if (!n)
         return NULL;
     n->attr.i[1] = naxes;
@@ -577,11 +607,19 @@ static kiln_status reduce_backward(kiln_node *n, kiln_node *dy,
         dx[0] = up;
         break;
     case KILN_REDUCE_MEAN: {
-        kiln_node *args[2] = {x, n};
-        kiln_node *inv = kiln__g_node("kiln_g_gradients", &gop_inv_count, 2,
-                                      args);
-        if (inv)
-            kiln__g_set_shape(inv, n->dtype, 0, NULL);
+        kiln_node *args[2] = {x, n}, *inv;
+        if (shape_known(x)) { /* a constant, and x is not kept for it */
+            int64_t nx = 1, ny = 1;
+            for (int d = 0; d < x->ndim; d++)
+                nx *= x->shape[d];
+            for (int d = 0; d < n->ndim; d++)
+                ny *= n->shape[d];
+            inv = scalar_like(n, nx ? (double)ny / (double)nx : 0.0);
+        } else {
+            inv = kiln__g_node("kiln_g_gradients", &gop_inv_count, 2, args);
+            if (inv)
+                kiln__g_set_shape(inv, n->dtype, 0, NULL);
+        }
         dx[0] = B(KILN_BINARY_MUL, up, inv);
         break;
     }
@@ -597,7 +635,27 @@ static kiln_status reduce_backward(kiln_node *n, kiln_node *dy,
     return kiln__g_built(n->g, 1, dx, need);
 }
 
-static const kiln_gop gop_reduce = {.name = "reduce", .run = run_reduce,
+/* Fused: the node's own op and axes (none given: every one). */
+static int reduce_reduction(const kiln_node *n, int ndim, const int64_t *shape,
+                            kiln_tensor *const *in, kiln_greduction *r)
+{
+    (void)shape;
+    (void)in;
+    *r = (kiln_greduction){.op = (kiln_reduce_op)n->attr.i[0],
+                           .naxes = (int)n->attr.i[1],
+                           .keepdims = (int)n->attr.i[2]};
+    reduce_axes(n, r->axes);
+    if (r->naxes == 0)
+        for (int d = 0; d < ndim; d++)
+            r->axes[r->naxes++] = d;
+    /* A 0-D input reduces nothing: run it as the eager op does. */
+    return r->naxes == 0 ? -1 : 0;
+}
+
+static const kiln_gop gop_reduce = {.name = "reduce",
+                                    .fuse = KILN_GFUSE_REDUCE,
+                                    .run = run_reduce,
+                                    .reduction = reduce_reduction,
                                     .backward = reduce_backward};
 
 kiln_node *kiln_g_reduce(kiln_node *x, kiln_reduce_op op, int naxes,

@@ -213,13 +213,19 @@ static void conv_params(const kiln_node *n, kiln_conv2d_params *p)
         .mode = (kiln_padding_mode)n->attr.i[7]};
 }
 
-static kiln_status run_conv2d(kiln_node *n, kiln_tensor *const *in,
-                              kiln_gvalue *out)
+kiln_tensor *kiln__g_conv2d_act(const kiln_node *n, kiln_tensor *const *in,
+                                int act)
 {
     kiln_conv2d_params p;
     conv_params(n, &p);
-    return kiln__gnn_ran(n, kiln_conv2d(in[0], in[1], n->attr.i[8] ? in[2] : NULL, &p),
-               out);
+    return kiln__conv2d_act(in[0], in[1], n->attr.i[8] ? in[2] : NULL, &p,
+                            act);
+}
+
+static kiln_status run_conv2d(kiln_node *n, kiln_tensor *const *in,
+                              kiln_gvalue *out)
+{
+    return kiln__gnn_ran(n, kiln__g_conv2d_act(n, in, -1), out);
 }
 
 /* inputs: dy, w, x (for its shape). */
@@ -287,6 +293,11 @@ static kiln_status conv2d_backward(kiln_node *n, kiln_node *dy,
 
 static const kiln_gop gop_conv2d = {.name = "conv2d", .run = run_conv2d,
                                     .backward = conv2d_backward};
+
+int kiln__g_is_conv2d(const kiln_node *n)
+{
+    return n->op == &gop_conv2d;
+}
 
 kiln_node *kiln_g_conv2d(kiln_node *x, kiln_node *w, kiln_node *bias,
                          const kiln_conv2d_params *p)

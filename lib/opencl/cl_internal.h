@@ -105,10 +105,13 @@ void kiln_cl_cache_init(cl_queue *q);
 cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
                              kiln_status *status);
 
-/** The kernel function kiln_fused for a KILN_K_FUSED program of @len words
- *  over @ninputs inputs, as OpenCL C to append to kernels/fused.cl
- *  (malloc'd), or NULL for a malformed program or no memory. */
-char *kiln_cl_fused_source(const uint32_t *program, int len, int ninputs);
+/** The kernel function for a program of @len words over @ninputs inputs:
+ *  kiln_fused (KILN_K_FUSED) to append to kernels/fused.cl, or with
+ *  @reduction kiln_fused_reduce (KILN_K_FUSED_REDUCE) to append to
+ *  kernels/reduce.cl; OpenCL C (malloc'd), or NULL for a malformed program
+ *  or no memory. */
+char *kiln_cl_fused_source(int reduction, const uint32_t *program, int len,
+                           int ninputs);
 
 /** Releases every cached program and kernel. */
 void kiln_cl_release_programs(cl_queue *q);

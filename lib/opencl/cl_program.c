@@ -8,9 +8,11 @@
  * queue (in memory) and program binaries on disk, so a second process skips
  * the compiler.
  *
- * KILN_K_FUSED is the one kernel whose source depends on the dispatch: its
- * family (kernels/fused.cl) is followed by a kernel function written from
- * the dispatch's program (cl_fused.c).  Such a program holds one kernel, so
+ * KILN_K_FUSED and KILN_K_FUSED_REDUCE (the table's has_program) are the
+ * kernels whose source depends on the dispatch: their family
+ * (kernels/fused.cl, kernels/reduce.cl) is followed by a kernel function
+ * written from the dispatch's program (cl_fused.c).  Such a program is
+ * built for one kernel, so
  * it is not kept in the program list: its kernel object owns it, and the
  * kernel is found in the kernel list by its key, which includes the
  * program.  The disk cache is keyed by the source like any other.
@@ -369,7 +371,7 @@ static kiln_status get_program(cl_queue *q, const char *family,
     return KILN_OK;
 }
 
-/* The program of a KILN_K_FUSED kernel: kernels/fused.cl and the kernel
+/* The program of a kernel with a program: its family and the kernel
  * function for @key's program, built with FP_CONTRACT OFF from the first
  * line (common.cl's op bodies included), so no multiply and add of two
  * instructions become one fma.  Not cached in memory: the caller's kernel
@@ -378,7 +380,8 @@ static kiln_status fused_program(cl_queue *q, const kiln_kernel_desc *desc,
                                  const cl_kernel_key *key,
                                  const char *options, cl_program *out)
 {
-    char *kernel = kiln_cl_fused_source(key->program, key->program_len,
+    char *kernel = kiln_cl_fused_source(key->kernel == KILN_K_FUSED_REDUCE,
+                                        key->program, key->program_len,
                                         key->ninputs);
     if (!kernel)
         return kiln__error(q->base.ctx, KILN_ERROR_INVALID_ARGUMENT,
@@ -402,7 +405,7 @@ static cl_kernel kernel_create(cl_queue *q, const kiln_kernel_desc *desc,
 {
     char options[512], fn[64];
     cl_program prog = NULL;
-    const int fused = key->kernel == KILN_K_FUSED;
+    const int fused = desc->has_program;
     make_options(key, desc, options, sizeof options);
     *status = fused ? fused_program(q, desc, key, options, &prog)
                     : get_program(q, desc->cl_family, options, &prog);
@@ -449,9 +452,8 @@ cl_kernel kiln_cl_get_kernel(cl_queue *q, const kiln_dispatch *d,
     key.dtype2 = desc->uses_dtype2 ? d->dtype2 : KILN_F32;
     memcpy(key.local, d->local, sizeof key.local);
     memcpy(key.consts, d->consts, sizeof key.consts);
-    if (d->kernel == KILN_K_FUSED) {
-        const kiln_fused_params *p = (const void *)d->params;
-        key.ninputs = p->ninputs;
+    if (desc->has_program) {
+        key.ninputs = kiln_kernel_program_inputs(d);
         key.program_len = d->program_len;
         if (d->program_len >= 1 && d->program_len <= KILN_FUSED_MAX_INSTRS)
             memcpy(key.program, d->program,

@@ -18,7 +18,9 @@
  * stride-1, unpadded convolution skips IM2COL/COL2IM: the image already is
  * its column matrix.  The column buffer is bounded (COL_LIMIT elements, or
  * the KILN_CONV_COL_LIMIT environment variable, read per call): larger
- * batches run in chunks of images.
+ * batches run in chunks of images.  The forward bias (one per output
+ * channel, i.e. per row of a group's GEMM) and the graph's activation are
+ * applied in the GEMM's epilogue, not by kernels of their own.
  */
 #include <string.h>
 
@@ -197,10 +199,26 @@ static kiln_tensor *col_alloc(kiln_context *ctx, const char *call,
     return kiln__tensor_alloc(ctx, call, dtype, 1, &n);
 }
 
-/* y = conv(x, w) into a new [N, OC, OH, OW] tensor. */
+/* Group @gi's epilogue: bias[gi * ocg + row] (the same for every
+ * column and image), then @act. */
+static kiln_gemm_epilogue group_epilogue(const kiln_tensor *bias, int act,
+                                         int64_t gi, int64_t ocg)
+{
+    kiln_gemm_epilogue e = {bias, 0, 0, 0, act};
+    if (bias) {
+        e.off = gi * ocg * bias->stride[0];
+        e.si = bias->stride[0];
+    }
+    return e;
+}
+
+/* y = act(conv(x, w) + bias) into a new [N, OC, OH, OW] tensor (@bias
+ * [OC] or NULL, @act -1 for none), the bias and @act in the GEMM
+ * epilogue. */
 static kiln_status forward_into(kiln_context *ctx, const char *call,
                                 const conv_geom *g, kiln_tensor *x,
-                                kiln_tensor *w, kiln_tensor *y)
+                                kiln_tensor *w, const kiln_tensor *bias,
+                                int act, kiln_tensor *y)
 {
     int64_t P = g->oh * g->ow, ocg = g->oc / g->groups;
     int64_t cgk = g->c / g->groups * g->kh * g->kw, chunk;
@@ -210,8 +228,9 @@ static kiln_status forward_into(kiln_context *ctx, const char *call,
             kiln_matrix_view a = {w, gi * ocg * cgk, cgk, 1, 0};
             kiln_matrix_view b = {x, gi * cgk * P, P, 1, g->c * P};
             kiln_matrix_view c = {y, gi * ocg * P, P, 1, g->oc * P};
+            kiln_gemm_epilogue e = group_epilogue(bias, act, gi, ocg);
             s = kiln__gemm_views(ctx, call, ocg, P, cgk, g->n, &a, &b, &c, 1,
-                                 0);
+                                 0, &e);
         }
         return s;
     }
@@ -226,28 +245,43 @@ static kiln_status forward_into(kiln_context *ctx, const char *call,
             kiln_matrix_view b = {col, gi * cgk * nc * P, nc * P, 1, P};
             kiln_matrix_view c = {y, n0 * g->oc * P + gi * ocg * P, P, 1,
                                   g->oc * P};
-            s = kiln__gemm_views(ctx, call, ocg, P, cgk, nc, &a, &b, &c, 1, 0);
+            kiln_gemm_epilogue e = group_epilogue(bias, act, gi, ocg);
+            s = kiln__gemm_views(ctx, call, ocg, P, cgk, nc, &a, &b, &c, 1, 0,
+                                 &e);
         }
     }
     kiln_tensor_free(col);
     return s;
 }
 
-/* y + bias[oc] broadcast over N, H, W; consumes y. */
+/* Is @bias (optional) a [@oc] tensor of @dtype from @ctx? */
+static kiln_status check_bias(kiln_context *ctx, const char *call,
+                              const kiln_tensor *bias, int64_t oc,
+                              kiln_dtype dtype)
+{
+    char a[160];
+    if (!bias || (bias->ctx == ctx && bias->ndim == 1 &&
+                  bias->shape[0] == oc && bias->dtype == dtype))
+        return KILN_OK;
+    return kiln__error(ctx, KILN_ERROR_SHAPE,
+                       "%s: bias must be a %s tensor of shape [%lld] from "
+                       "the same context, got %s %s", call,
+                       kiln_dtype_name(dtype), (long long)oc,
+                       kiln_dtype_name(bias->dtype),
+                       kiln__shape_string(bias->ndim, bias->shape, a,
+                                          sizeof a));
+}
+
+/* y + bias[oc] broadcast over N, H, W by a kernel of its own (the
+ * transposed convolution, whose output is gathered by COL2IM after its
+ * GEMM); consumes y. */
 static kiln_tensor *add_bias(kiln_context *ctx, const char *call,
                              kiln_tensor *y, kiln_tensor *bias)
 {
     if (!bias || !y)
         return y;
-    char a[160];
-    if (bias->ctx != ctx || bias->ndim != 1 || bias->shape[0] != y->shape[1] ||
-        bias->dtype != y->dtype) {
-        kiln__error(ctx, KILN_ERROR_SHAPE,
-                    "%s: bias must be a %s tensor of shape [%lld] from the "
-                    "same context, got %s %s", call, kiln_dtype_name(y->dtype),
-                    (long long)y->shape[1], kiln_dtype_name(bias->dtype),
-                    kiln__shape_string(bias->ndim, bias->shape, a, sizeof a));
-        kiln_tensor_free(y); /* after the message: it reads y */
+    if (check_bias(ctx, call, bias, y->shape[1], y->dtype) != KILN_OK) {
+        kiln_tensor_free(y);
         return NULL;
     }
     kiln_tensor *b = kiln_reshape(bias, 3, (int64_t[]){bias->shape[0], 1, 1});
@@ -257,27 +291,39 @@ static kiln_tensor *add_bias(kiln_context *ctx, const char *call,
     return out;
 }
 
-kiln_tensor *kiln_conv2d(kiln_tensor *x, kiln_tensor *w, kiln_tensor *bias,
-                         const kiln_conv2d_params *p)
+kiln_tensor *kiln__conv2d_act(kiln_tensor *x, kiln_tensor *w,
+                              kiln_tensor *bias, const kiln_conv2d_params *p,
+                              int act)
 {
     const char *call = "kiln_conv2d";
     kiln_tensor *args[2] = {x, w};
     kiln_context *ctx = kiln__args(call, 2, args);
     conv_geom g;
     if (!ctx || check_pair(ctx, call, x, w) != KILN_OK ||
-        conv_geometry(ctx, call, p, x->shape, w->shape, &g) != KILN_OK)
+        conv_geometry(ctx, call, p, x->shape, w->shape, &g) != KILN_OK ||
+        check_bias(ctx, call, bias, g.oc, x->dtype) != KILN_OK)
         return NULL;
+    if (!kiln__epilogue_act_ok(act))
+        return kiln__error_null(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                                "%s: activation %d cannot be fused (ReLU, "
+                                "sigmoid or tanh)", call, act);
     int64_t ys[4] = {g.n, g.oc, g.oh, g.ow};
     kiln_tensor *y = kiln__tensor_alloc(ctx, call, x->dtype, 4, ys);
     kiln_tensor *wc = y ? dense(w) : NULL;
     if (!wc || (kiln_tensor_numel(y) > 0 &&
-                forward_into(ctx, call, &g, x, wc, y) != KILN_OK)) {
+                forward_into(ctx, call, &g, x, wc, bias, act, y) != KILN_OK)) {
         kiln_tensor_free(y);
         y = NULL;
     }
     if (wc)
         drop(wc, w);
-    return add_bias(ctx, call, y, bias);
+    return y;
+}
+
+kiln_tensor *kiln_conv2d(kiln_tensor *x, kiln_tensor *w, kiln_tensor *bias,
+                         const kiln_conv2d_params *p)
+{
+    return kiln__conv2d_act(x, w, bias, p, -1);
 }
 
 /* dx [N, C, H, W] of a convolution with geometry @g (shared by
@@ -295,7 +341,7 @@ static kiln_status data_grad_into(kiln_context *ctx, const char *call,
             kiln_matrix_view b = {dy, gi * ocg * P, P, 1, g->oc * P};
             kiln_matrix_view c = {dx, gi * cg * P, P, 1, g->c * P};
             s = kiln__gemm_views(ctx, call, cg, P, ocg, g->n, &a, &b, &c, 1,
-                                 0);
+                                 0, NULL);
         }
         return s;
     }
@@ -310,7 +356,7 @@ static kiln_status data_grad_into(kiln_context *ctx, const char *call,
                                   g->oc * P};
             kiln_matrix_view c = {dcol, gi * cgk * nc * P, nc * P, 1, P};
             s = kiln__gemm_views(ctx, call, cgk, P, ocg, nc, &a, &b, &c, 1,
-                                 0);
+                                 0, NULL);
         }
         if (s == KILN_OK)
             s = run_im2col(ctx, call, KILN_K_COL2IM, g, dx, dx->stride, n0,
@@ -394,7 +440,7 @@ static kiln_status weight_grad_into(kiln_context *ctx, const char *call,
             kiln_matrix_view b = {col, gi * cgk * nc * P, 1, nc * P, 0};
             kiln_matrix_view c = {dw, gi * ocg * cgk, cgk, 1, 0};
             s = kiln__gemm_views(ctx, call, ocg, cgk, nc * P, 1, &a, &b, &c,
-                                 1, n0 ? 1 : 0);
+                                 1, n0 ? 1 : 0, NULL);
         }
     }
     kiln_tensor_free(col);

@@ -209,14 +209,33 @@ static kiln_status check_inputs(kiln_context *ctx, const char *call,
                 kiln__shape_string(inputs[k]->ndim, inputs[k]->shape, a,
                                    sizeof a),
                 kiln__shape_string(ndim, shape, b, sizeof b));
-    if (!kiln__fused_fits(p->ninputs, inputs, ndim, shape))
-        return kiln__error(ctx, KILN_ERROR_UNSUPPORTED,
-                           "%s: %d inputs over %s need more than %d "
-                           "dimensions after merging the contiguous ones "
-                           "(the fused kernel takes %d)", call, p->ninputs,
-                           kiln__shape_string(ndim, shape, a, sizeof a),
-                           KILN_FUSED_DIMS, KILN_FUSED_DIMS);
     return KILN_OK;
+}
+
+kiln_status kiln__fused_check(kiln_context *ctx, const char *call,
+                              const kiln_fused_program *p,
+                              kiln_tensor *const *inputs, kiln_dtype dtype,
+                              int ndim, const int64_t *shape)
+{
+    kiln_status s = check_counts(ctx, call, p);
+    if (s == KILN_OK)
+        s = check_inputs(ctx, call, p, inputs, dtype, ndim, shape);
+    if (s == KILN_OK)
+        s = check_instructions(ctx, call, p, dtype);
+    return s;
+}
+
+kiln_status kiln__fused_refuse_layout(kiln_context *ctx, const char *call,
+                                      int ninputs, int ndim,
+                                      const int64_t *shape, const char *what)
+{
+    char a[160];
+    return kiln__error(ctx, KILN_ERROR_UNSUPPORTED,
+                       "%s: %d inputs over %s%s need more than %d dimensions "
+                       "after merging the contiguous ones (the fused kernel "
+                       "takes %d)", call, ninputs,
+                       kiln__shape_string(ndim, shape, a, sizeof a), what,
+                       KILN_FUSED_DIMS, KILN_FUSED_DIMS);
 }
 
 /* Enqueues @p over @inputs into contiguous @out (all checked). */
@@ -259,10 +278,13 @@ kiln_tensor *kiln__fused(kiln_context *ctx, const char *call,
 {
     if (!ctx)
         return NULL;
-    if (check_counts(ctx, call, p) != KILN_OK ||
-        check_inputs(ctx, call, p, inputs, dtype, ndim, shape) != KILN_OK ||
-        check_instructions(ctx, call, p, dtype) != KILN_OK)
+    if (kiln__fused_check(ctx, call, p, inputs, dtype, ndim, shape) !=
+        KILN_OK)
         return NULL;
+    if (!kiln__fused_fits(p->ninputs, inputs, ndim, shape)) {
+        kiln__fused_refuse_layout(ctx, call, p->ninputs, ndim, shape, "");
+        return NULL;
+    }
     kiln_tensor *out = kiln__tensor_alloc(ctx, call, dtype, ndim, shape);
     if (out && launch(ctx, call, p, inputs, out) != KILN_OK) {
         kiln_tensor_free(out);
@@ -309,6 +331,9 @@ kiln_status kiln__fused_into(kiln_context *ctx, const char *call,
                           out->shape)) != KILN_OK ||
         (s = check_instructions(ctx, call, p, out->dtype)) != KILN_OK)
         return s;
+    if (!kiln__fused_fits(p->ninputs, inputs, out->ndim, out->shape))
+        return kiln__fused_refuse_layout(ctx, call, p->ninputs, out->ndim,
+                                         out->shape, "");
     int staged = 0;
     for (int k = 0; k < p->ninputs; k++)
         if (inputs[k]->storage == out->storage &&

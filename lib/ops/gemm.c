@@ -73,23 +73,21 @@ static kiln_tensor *batched(kiln_tensor *t, int nb, const int64_t *bshape,
     return c;
 }
 
-/* The graph's bias + activation fused into the GEMM (kernels.h). */
-typedef struct gemm_epilogue {
-    kiln_tensor *bias;   /* [N] or [1, N], or NULL                         */
-    int act;             /* enum kiln_unary_op, or -1                      */
-} gemm_epilogue;
+static const kiln_gemm_epilogue no_epilogue = {NULL, 0, 0, 0, -1};
 
-static const gemm_epilogue no_epilogue = {NULL, -1};
-
-/* Binding 3 and the epilogue fields (binding 3 repeats @a without bias). */
+/* Binding 3 and the epilogue fields (kernels.h; binding 3 repeats @a
+ * without bias, so every GEMM binds the same four slots). */
 static void bind_epilogue(kiln_dispatch *d, kiln_gemm_params *p,
-                          const gemm_epilogue *e, const kiln_tensor *a)
+                          const kiln_gemm_epilogue *e, const kiln_tensor *a)
 {
+    if (!e)
+        e = &no_epilogue;
     p->epilogue = (e->bias ? KILN_GEMM_BIAS : 0) |
                   (e->act >= 0 ? (e->act + 1) << KILN_GEMM_ACT_SHIFT : 0);
     if (e->bias) {
-        p->off_bias = (int32_t)kiln__block_offset(e->bias);
-        p->bias_sn = (int32_t)e->bias->stride[e->bias->ndim - 1];
+        p->off_bias = (int32_t)(kiln__block_offset(e->bias) + e->off);
+        p->bias_sm = (int32_t)e->si;
+        p->bias_sn = (int32_t)e->sj;
     }
     kiln__bind(d, e->bias ? e->bias : a, KILN_ACCESS_READ);
 }
@@ -98,7 +96,7 @@ static kiln_status run_gemm(kiln_context *ctx, const char *call,
                             kiln_tensor *a, int ta, kiln_tensor *b, int tb,
                             kiln_tensor *c, int64_t sa, int64_t sb,
                             int64_t batch, double alpha, double beta,
-                            const gemm_epilogue *e)
+                            const kiln_gemm_epilogue *e)
 {
     int an = a->ndim, bn = b->ndim, cn = c->ndim;
     int64_t m = c->shape[cn - 2], n = c->shape[cn - 1];
@@ -147,7 +145,7 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
                              const kiln_matrix_view *a,
                              const kiln_matrix_view *b,
                              const kiln_matrix_view *c, double alpha,
-                             double beta)
+                             double beta, const kiln_gemm_epilogue *e)
 {
     if (m == 0 || n == 0 || batch == 0)
         return KILN_OK;
@@ -181,7 +179,7 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
     kiln__bind(&d, b->t, KILN_ACCESS_READ);
     kiln__bind(&d, c->t,
                beta != 0 ? KILN_ACCESS_READ_WRITE : KILN_ACCESS_WRITE);
-    bind_epilogue(&d, p, &no_epilogue, a->t);
+    bind_epilogue(&d, p, e, a->t);
     return kiln__launch(ctx, call, &d, -1);
 }
 
@@ -189,7 +187,7 @@ kiln_status kiln__gemm_views(kiln_context *ctx, const char *call, int64_t m,
 static kiln_tensor *product(const char *call, kiln_context *ctx,
                             kiln_tensor *a, int ta, kiln_tensor *b, int tb,
                             double alpha, double beta, kiln_tensor *c,
-                            const gemm_epilogue *e)
+                            const kiln_gemm_epilogue *e)
 {
     char sa_buf[160], sb_buf[160];
     if (a->dtype != b->dtype || !kiln__is_float(a->dtype))
@@ -284,8 +282,7 @@ kiln_tensor *kiln__gemm_bias_act(kiln_context *ctx, const char *call,
                                  int tb, kiln_tensor *bias, int act)
 {
     if (a->ndim < 2 || b->ndim < 2 || bias->dtype != a->dtype ||
-        (act >= 0 && act != KILN_UNARY_RELU && act != KILN_UNARY_SIGMOID &&
-         act != KILN_UNARY_TANH))
+        !kiln__epilogue_act_ok(act))
         return kiln__error_null(ctx, KILN_ERROR_INVALID_ARGUMENT,
                                 "%s: no GEMM epilogue for these operands",
                                 call);
@@ -295,7 +292,8 @@ kiln_tensor *kiln__gemm_bias_act(kiln_context *ctx, const char *call,
     if (!ok)
         return kiln__error_null(ctx, KILN_ERROR_SHAPE,
                                 "%s: a GEMM bias must be [N] or [1, N]", call);
-    gemm_epilogue e = {bias, act};
+    /* Per column: the same bias for every row and batch. */
+    kiln_gemm_epilogue e = {bias, 0, 0, bias->stride[bias->ndim - 1], act};
     return product(call, ctx, a, ta, b, tb, 1.0, 0.0, NULL, &e);
 }
 

@@ -115,21 +115,25 @@ void kiln__kernel_strides(const kiln_tensor *t, int ndim, const int64_t *shape,
     }
 }
 
-void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
-                              const int64_t *shape, int32_t *kshape,
-                              int32_t *const *kstrides)
+void kiln__class_layout(int n, kiln_tensor *const *ts, int ndim,
+                        const int64_t *shape, const char *cls,
+                        int32_t *kshape, int32_t *const *kstrides,
+                        char *kcls)
 {
     int64_t st[KILN_MAX_BINDINGS][KILN_MAX_DIMS];  /* per original dim */
     int64_t sh[KILN_MAX_DIMS], kst[KILN_MAX_BINDINGS][KILN_MAX_DIMS];
+    char kc[KILN_MAX_DIMS];
     for (int j = 0; j < n; j++)
         kiln__broadcast_strides(ts[j], ndim, shape, st[j]);
     /* Walk from the innermost dim outwards, merging into the last kept
-     * dim when every operand steps over it contiguously. */
+     * dim when it is of the same class and every operand steps over it
+     * contiguously. */
     int kept = 0; /* kept dims, innermost first, in sh and kst */
     for (int d = ndim - 1; d >= 0; d--) {
         if (shape[d] == 1)
             continue;
-        int merge = kept > 0;
+        char c = cls ? cls[d] : 0;
+        int merge = kept > 0 && kc[kept - 1] == c;
         for (int j = 0; j < n && merge; j++)
             merge = st[j][d] == kst[j][kept - 1] * sh[kept - 1];
         if (merge) {
@@ -137,6 +141,7 @@ void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
             continue;
         }
         sh[kept] = shape[d];
+        kc[kept] = c;
         for (int j = 0; j < n; j++)
             kst[j][kept] = st[j][d];
         kept++;
@@ -144,9 +149,18 @@ void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
     for (int i = 0; i < KILN_KDIMS; i++) {
         int src = KILN_KDIMS - 1 - i; /* kernel dim i <- kept dim src */
         kshape[i] = src < kept ? (int32_t)sh[src] : 1;
+        if (kcls)
+            kcls[i] = src < kept ? kc[src] : 0;
         for (int j = 0; j < n; j++)
             kstrides[j][i] = src < kept ? (int32_t)kst[j][src] : 0;
     }
+}
+
+void kiln__elementwise_layout(int n, kiln_tensor *const *ts, int ndim,
+                              const int64_t *shape, int32_t *kshape,
+                              int32_t *const *kstrides)
+{
+    kiln__class_layout(n, ts, ndim, shape, NULL, kshape, kstrides, NULL);
 }
 
 void kiln__window_axis(int64_t in, int64_t k, int64_t s, int64_t d, int pad,

@@ -3,7 +3,9 @@
  *
  * The input is split into outer dimensions (kept, one output each) and
  * reduced dimensions, each side passed to the kernel as shape + strides, so
- * any axes of any strided view reduce without a copy.
+ * any axes of any strided view reduce without a copy.  kiln__reduction
+ * (what a reduction means: checks, shapes, workgroup) is shared with the
+ * fused reduction (fused_reduce.c), so both fold in the same order.
  */
 #include <math.h>
 #include <string.h>
@@ -14,48 +16,117 @@ typedef struct reduce_plan {
     int nout_dims, nred_dims;
     int64_t out_shape[KILN_MAX_DIMS], out_stride[KILN_MAX_DIMS];
     int64_t red_shape[KILN_MAX_DIMS], red_stride[KILN_MAX_DIMS];
-    int result_ndim;
-    int64_t result_shape[KILN_MAX_DIMS];
-    int64_t nout, nred;
 } reduce_plan;
 
-static kiln_status plan_reduce(kiln_context *ctx, const char *call,
-                               const kiln_tensor *t, int naxes,
-                               const int *axes, int keepdims, reduce_plan *pl)
+uint32_t kiln__reduce_local(const kiln_context *ctx, int64_t nred)
 {
-    int mask[KILN_MAX_DIMS] = {0};
-    if (naxes < 0 || naxes > t->ndim || (naxes > 0 && !axes))
+    uint32_t local = nred >= 4096 ? 256 : nred >= 256 ? 128 : 32;
+    uint32_t max = ctx->device.max_workgroup_size;
+    while (max && local > max)
+        local /= 2;
+    return local ? local : 1;
+}
+
+/* Slices per output (kernels.h): enough workgroups to fill the device
+ * when a few outputs each reduce many elements (a loss's mean would
+ * otherwise run on one workgroup), each slice at least 4 x local
+ * elements.  The reference never splits: it is the exact oracle. */
+static int64_t reduce_split(const kiln_context *ctx, int64_t nout,
+                            int64_t nred, uint32_t local)
+{
+    int64_t want = 4 * (int64_t)(ctx->device.compute_units
+                                     ? ctx->device.compute_units
+                                     : 1);
+    if (ctx->device.backend == KILN_BACKEND_REFERENCE || nout == 0 ||
+        nout >= want)
+        return 1;
+    int64_t split = (want + nout - 1) / nout;
+    int64_t most = nred / (4 * (int64_t)local);
+    if (split > most)
+        split = most;
+    if (split > 4096)
+        split = 4096;
+    return split > 1 ? split : 1;
+}
+
+static kiln_status reduction_axes(kiln_context *ctx, const char *call,
+                                  int ndim, int naxes, const int *axes,
+                                  char *reduced)
+{
+    memset(reduced, 0, KILN_MAX_DIMS);
+    if (naxes < 0 || naxes > ndim || (naxes > 0 && !axes))
         return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
                            "%s: %d axes for a %d-D tensor", call, naxes,
-                           t->ndim);
+                           ndim);
     for (int i = 0; i < naxes; i++) {
-        int a = axes[i] < 0 ? axes[i] + t->ndim : axes[i];
-        if (a < 0 || a >= t->ndim || mask[a])
+        int a = axes[i] < 0 ? axes[i] + ndim : axes[i];
+        if (a < 0 || a >= ndim || reduced[a])
             return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
                                "%s: axis %d is out of range or repeated for a "
-                               "%d-D tensor", call, axes[i], t->ndim);
-        mask[a] = 1;
+                               "%d-D tensor", call, axes[i], ndim);
+        reduced[a] = 1;
     }
     if (naxes == 0)
-        for (int i = 0; i < t->ndim; i++)
-            mask[i] = 1;
+        memset(reduced, 1, (size_t)ndim);
+    return KILN_OK;
+}
+
+kiln_status kiln__reduction(kiln_context *ctx, const char *call,
+                            kiln_reduce_op op, kiln_dtype dtype, int ndim,
+                            const int64_t *shape, int naxes, const int *axes,
+                            int keepdims, kiln_reduction *r)
+{
+    memset(r, 0, sizeof *r);
+    if ((unsigned)op > KILN_REDUCE_MIN)
+        return kiln__error(ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "%s: unknown reduction %d", call, (int)op);
+    if (op == KILN_REDUCE_MEAN && dtype == KILN_I32)
+        return kiln__error(ctx, KILN_ERROR_DTYPE,
+                           "%s: needs f32 or f64, got i32 (cast first)", call);
+    kiln_status s = reduction_axes(ctx, call, ndim, naxes, axes, r->reduced);
+    if (s != KILN_OK)
+        return s;
+    r->nout = r->nred = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (r->reduced[i]) {
+            r->nred *= shape[i];
+            if (keepdims)
+                r->result_shape[r->result_ndim++] = 1;
+        } else {
+            r->nout *= shape[i];
+            r->result_shape[r->result_ndim++] = shape[i];
+        }
+    }
+    if (r->nred == 0 && (op == KILN_REDUCE_MAX || op == KILN_REDUCE_MIN))
+        return kiln__error(ctx, KILN_ERROR_SHAPE,
+                           "%s: reducing over an empty dimension has no %s",
+                           call, op == KILN_REDUCE_MAX ? "maximum"
+                                                       : "minimum");
+    static const int kop[] = {KILN_KREDUCE_SUM, KILN_KREDUCE_SUM,
+                              KILN_KREDUCE_MAX, KILN_KREDUCE_MIN};
+    r->kop = kop[op];
+    r->scale = 1.0;
+    if (op == KILN_REDUCE_MEAN)
+        r->scale = r->nred ? 1.0 / (double)r->nred : NAN;
+    r->local = kiln__reduce_local(ctx, r->nred);
+    r->split = reduce_split(ctx, r->nout, r->nred, r->local);
+    return KILN_OK;
+}
+
+/* The kept and reduced sides of @t's dimensions as shape + strides. */
+static void plan_reduce(const kiln_tensor *t, const kiln_reduction *r,
+                        reduce_plan *pl)
+{
     memset(pl, 0, sizeof *pl);
-    pl->nout = pl->nred = 1;
     for (int i = 0; i < t->ndim; i++) {
-        if (mask[i]) {
+        if (r->reduced[i]) {
             pl->red_shape[pl->nred_dims] = t->shape[i];
             pl->red_stride[pl->nred_dims++] = t->stride[i];
-            pl->nred *= t->shape[i];
-            if (keepdims)
-                pl->result_shape[pl->result_ndim++] = 1;
         } else {
             pl->out_shape[pl->nout_dims] = t->shape[i];
             pl->out_stride[pl->nout_dims++] = t->stride[i];
-            pl->nout *= t->shape[i];
-            pl->result_shape[pl->result_ndim++] = t->shape[i];
         }
     }
-    return KILN_OK;
 }
 
 /* Right-aligns a plan side into KILN_KDIMS kernel arrays. */
@@ -69,48 +140,99 @@ static void to_kernel(int n, const int64_t *shape, const int64_t *stride,
     }
 }
 
-/* Workgroup size for reducing @nred elements: enough threads to share the
- * work, a power of two within the device's limit. */
-static uint32_t reduce_local(const kiln_context *ctx, int64_t nred)
+void kiln__reduce_dispatch(kiln_context *ctx, kiln_dispatch *d,
+                           kiln_kernel_id kernel, kiln_dtype dtype,
+                           const kiln_reduction *r)
 {
-    uint32_t local = nred >= 4096 ? 256 : nred >= 256 ? 128 : 32;
-    uint32_t max = ctx->device.max_workgroup_size;
-    while (max && local > max)
-        local /= 2;
-    return local ? local : 1;
+    int64_t groups = r->nout * r->split;
+    kiln__dispatch_init(ctx, d, kernel, dtype, groups);
+    d->local[0] = r->local;
+    d->groups[0] = (uint32_t)(groups < 65535 ? groups : 65535);
+}
+
+kiln_tensor *kiln__reduce_alloc(kiln_context *ctx, const char *call,
+                                kiln_dtype dtype, const kiln_reduction *r)
+{
+    if (r->split <= 1)
+        return kiln__tensor_alloc(ctx, call, dtype, r->result_ndim,
+                                  r->result_shape);
+    int64_t n = r->nout * r->split;
+    return kiln__tensor_alloc(ctx, call, dtype, 1, &n);
+}
+
+kiln_tensor *kiln__reduce_finish(kiln_context *ctx, const char *call,
+                                 kiln_tensor *partial, const kiln_reduction *r)
+{
+    if (!partial || r->split <= 1)
+        return partial;
+    kiln_tensor *out = kiln__tensor_alloc(ctx, call, partial->dtype,
+                                          r->result_ndim, r->result_shape);
+    if (!out) {
+        kiln_tensor_free(partial);
+        return NULL;
+    }
+    /* Output o combines its r->split partial results, contiguous. */
+    kiln_reduction fin = *r;
+    fin.nred = r->split;
+    fin.split = 1;
+    fin.local = kiln__reduce_local(ctx, r->split);
+    kiln_dispatch d;
+    kiln__reduce_dispatch(ctx, &d, KILN_K_REDUCE, partial->dtype, &fin);
+    kiln_reduce_params *p = (kiln_reduce_params *)d.params;
+    *p = (kiln_reduce_params){.nout = (int32_t)r->nout,
+                              .nred = (int32_t)r->split,
+                              .op = r->kop,
+                              .off_in = (int32_t)kiln__block_offset(partial),
+                              .off_out = (int32_t)kiln__block_offset(out),
+                              .split = 1};
+    to_kernel(1, &r->nout, &r->split, p->outer_shape, p->outer_stride);
+    to_kernel(1, &r->split, (const int64_t[]){1}, p->red_shape,
+              p->red_stride);
+    kiln__scalar_bits(partial->dtype, r->scale, &p->scale_lo, &p->scale_hi);
+    kiln__bind(&d, partial, KILN_ACCESS_READ);
+    kiln__bind(&d, out, KILN_ACCESS_WRITE);
+    kiln_status s = kiln__launch(ctx, call, &d, r->kop);
+    kiln_tensor_free(partial);
+    if (s != KILN_OK) {
+        kiln_tensor_free(out);
+        return NULL;
+    }
+    return out;
 }
 
 static kiln_tensor *launch_reduce(kiln_context *ctx, const char *call,
-                                  kiln_tensor *t, const reduce_plan *pl,
+                                  kiln_tensor *t, const kiln_reduction *r,
                                   kiln_kernel_id kernel, int op,
-                                  kiln_dtype out_dtype, double scale)
+                                  kiln_dtype out_dtype)
 {
-    kiln_tensor *out = kiln__tensor_alloc(ctx, call, out_dtype,
-                                          pl->result_ndim, pl->result_shape);
-    if (!out || pl->nout == 0)
+    kiln_tensor *out = kiln__reduce_alloc(ctx, call, out_dtype, r);
+    if (!out || r->nout == 0)
         return out;
+    reduce_plan pl;
+    plan_reduce(t, r, &pl);
     kiln_dispatch d;
-    kiln__dispatch_init(ctx, &d, kernel, t->dtype, pl->nout);
-    d.local[0] = reduce_local(ctx, pl->nred);
-    d.groups[0] = (uint32_t)(pl->nout < 65535 ? pl->nout : 65535);
+    kiln__reduce_dispatch(ctx, &d, kernel, t->dtype, r);
     kiln_reduce_params *p = (kiln_reduce_params *)d.params;
-    p->nout = (int32_t)pl->nout;
-    p->nred = (int32_t)pl->nred;
+    p->nout = (int32_t)r->nout;
+    p->nred = (int32_t)r->nred;
     p->op = op;
     p->off_in = (int32_t)kiln__block_offset(t);
     p->off_out = (int32_t)kiln__block_offset(out);
-    to_kernel(pl->nout_dims, pl->out_shape, pl->out_stride, p->outer_shape,
+    p->split = (int32_t)r->split;
+    to_kernel(pl.nout_dims, pl.out_shape, pl.out_stride, p->outer_shape,
               p->outer_stride);
-    to_kernel(pl->nred_dims, pl->red_shape, pl->red_stride, p->red_shape,
+    to_kernel(pl.nred_dims, pl.red_shape, pl.red_stride, p->red_shape,
               p->red_stride);
-    kiln__scalar_bits(t->dtype, scale, &p->scale_lo, &p->scale_hi);
+    /* Split: the slices' partial sums are scaled when they are combined. */
+    kiln__scalar_bits(t->dtype, r->split > 1 ? 1.0 : r->scale, &p->scale_lo,
+                      &p->scale_hi);
     kiln__bind(&d, t, KILN_ACCESS_READ);
     kiln__bind(&d, out, KILN_ACCESS_WRITE);
     if (kiln__launch(ctx, call, &d, op) != KILN_OK) {
         kiln_tensor_free(out);
         return NULL;
     }
-    return out;
+    return kiln__reduce_finish(ctx, call, out, r);
 }
 
 static const char *const reduce_names[] = {"kiln_sum", "kiln_mean", "kiln_max",
@@ -124,28 +246,11 @@ kiln_tensor *kiln_reduce(kiln_tensor *t, kiln_reduce_op op, int naxes,
     kiln_context *ctx = kiln__args(call, 1, &t);
     if (!ctx)
         return NULL;
-    if ((unsigned)op > KILN_REDUCE_MIN)
-        return kiln__error_null(ctx, KILN_ERROR_INVALID_ARGUMENT,
-                                "%s: unknown reduction %d", call, (int)op);
-    if (op == KILN_REDUCE_MEAN && t->dtype == KILN_I32)
-        return kiln__error_null(ctx, KILN_ERROR_DTYPE,
-                                "%s: needs f32 or f64, got i32 (cast first)",
-                                call);
-    reduce_plan pl;
-    if (plan_reduce(ctx, call, t, naxes, axes, keepdims, &pl) != KILN_OK)
+    kiln_reduction r;
+    if (kiln__reduction(ctx, call, op, t->dtype, t->ndim, t->shape, naxes,
+                        axes, keepdims, &r) != KILN_OK)
         return NULL;
-    if (pl.nred == 0 && (op == KILN_REDUCE_MAX || op == KILN_REDUCE_MIN))
-        return kiln__error_null(ctx, KILN_ERROR_SHAPE,
-                                "%s: reducing over an empty dimension has no "
-                                "%s", call, op == KILN_REDUCE_MAX ? "maximum"
-                                                                  : "minimum");
-    static const int kop[] = {KILN_KREDUCE_SUM, KILN_KREDUCE_SUM,
-                              KILN_KREDUCE_MAX, KILN_KREDUCE_MIN};
-    double scale = 1.0;
-    if (op == KILN_REDUCE_MEAN)
-        scale = pl.nred ? 1.0 / (double)pl.nred : NAN;
-    return launch_reduce(ctx, call, t, &pl, KILN_K_REDUCE, kop[op], t->dtype,
-                         scale);
+    return launch_reduce(ctx, call, t, &r, KILN_K_REDUCE, r.kop, t->dtype);
 }
 
 kiln_tensor *kiln_sum(kiln_tensor *t, int naxes, const int *axes, int keepdims)
@@ -171,17 +276,18 @@ static kiln_tensor *argreduce(kiln_tensor *t, int axis, int keepdims, int op,
     kiln_context *ctx = kiln__args(call, 1, &t);
     if (!ctx)
         return NULL;
-    reduce_plan pl;
     if (t->ndim == 0)
         return kiln__error_null(ctx, KILN_ERROR_SHAPE,
                                 "%s: a scalar has no axis", call);
-    if (plan_reduce(ctx, call, t, 1, &axis, keepdims, &pl) != KILN_OK)
+    kiln_reduction r; /* the shapes of a sum over the axis */
+    if (kiln__reduction(ctx, call, KILN_REDUCE_SUM, t->dtype, t->ndim,
+                        t->shape, 1, &axis, keepdims, &r) != KILN_OK)
         return NULL;
-    if (pl.nred == 0)
+    if (r.nred == 0)
         return kiln__error_null(ctx, KILN_ERROR_SHAPE,
                                 "%s: axis %d is empty", call, axis);
-    return launch_reduce(ctx, call, t, &pl, KILN_K_ARGREDUCE, op, KILN_I32,
-                         1.0);
+    r.split = 1; /* the index of the extreme needs one pass */
+    return launch_reduce(ctx, call, t, &r, KILN_K_ARGREDUCE, op, KILN_I32);
 }
 
 kiln_tensor *kiln_argmax(kiln_tensor *t, int axis, int keepdims)

@@ -177,27 +177,35 @@ kiln_tensor *kiln_flatten(kiln_tensor *t, int start, int end)
     return kiln_reshape(t, n, shape);
 }
 
+int kiln__sum_to_axes(int from_ndim, const int64_t *from, int ndim,
+                      const int64_t *shape, int *axes)
+{
+    int lead = from_ndim - ndim, naxes = 0;
+    if (ndim < 0 || lead < 0 || (ndim > 0 && !shape))
+        return -1;
+    for (int d = 0; d < from_ndim; d++) {
+        if (d < lead) {
+            axes[naxes++] = d;
+            continue;
+        }
+        int64_t want = shape[d - lead];
+        if (want == 1 && from[d] != 1)
+            axes[naxes++] = d;
+        else if (want != from[d])
+            return -1;
+    }
+    return naxes;
+}
+
 kiln_tensor *kiln_sum_to_shape(kiln_tensor *t, int ndim, const int64_t *shape)
 {
     const char *call = "kiln_sum_to_shape";
     kiln_context *ctx = kiln__args(call, 1, &t);
     if (!ctx)
         return NULL;
-    int lead = t->ndim - ndim;
-    int ok = ndim >= 0 && lead >= 0 && (ndim == 0 || shape);
-    int axes[KILN_MAX_DIMS], naxes = 0;
-    for (int d = 0; ok && d < t->ndim; d++) {
-        if (d < lead) {
-            axes[naxes++] = d;
-            continue;
-        }
-        int64_t want = shape[d - lead];
-        if (want == 1 && t->shape[d] != 1)
-            axes[naxes++] = d;
-        else
-            ok = want == t->shape[d];
-    }
-    if (!ok) {
+    int axes[KILN_MAX_DIMS];
+    int naxes = kiln__sum_to_axes(t->ndim, t->shape, ndim, shape, axes);
+    if (naxes < 0) {
         char a[160], b[160];
         return kiln__error_null(ctx, KILN_ERROR_SHAPE,
                                 "%s: %s does not broadcast to %s", call,

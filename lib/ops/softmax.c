@@ -21,23 +21,13 @@
 #include "ops/ops.h"
 #include "queue/kernels_softmax.h"
 
-/* Threads per row: enough to share the row, a power of two within the
- * device's limit (as for reductions). */
-static uint32_t row_local(const kiln_context *ctx, int64_t n)
-{
-    uint32_t local = n >= 4096 ? 256 : n >= 256 ? 128 : 32;
-    uint32_t max = ctx->device.max_workgroup_size;
-    while (max && local > max)
-        local /= 2;
-    return local ? local : 1;
-}
 
 static void row_dispatch(kiln_context *ctx, kiln_dispatch *d,
                          kiln_kernel_id kernel, kiln_dtype dtype,
                          int64_t nrows, int64_t n)
 {
     kiln__dispatch_init(ctx, d, kernel, dtype, nrows);
-    d->local[0] = row_local(ctx, n);
+    d->local[0] = kiln__reduce_local(ctx, n);
     d->groups[0] = (uint32_t)(nrows < 65535 ? (nrows ? nrows : 1) : 65535);
 }
 
@@ -244,7 +234,7 @@ static kiln_tensor *sum_scaled(kiln_context *ctx, const char *call,
     int64_t n = kiln_tensor_numel(t);
     kiln_dispatch d;
     kiln__dispatch_init(ctx, &d, KILN_K_REDUCE, t->dtype, 1);
-    d.local[0] = row_local(ctx, n);
+    d.local[0] = kiln__reduce_local(ctx, n);
     d.groups[0] = 1;
     kiln_reduce_params *p = (kiln_reduce_params *)d.params;
     p->nout = 1;

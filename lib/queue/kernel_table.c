@@ -51,16 +51,26 @@ static uint64_t softmax_shared(const kiln_dispatch *d)
     return threads(d) * kiln_dtype_size(d->dtype);
 }
 
+int kiln_kernel_program_inputs(const kiln_dispatch *d)
+{
+    if (d->kernel == KILN_K_FUSED)
+        return ((const kiln_fused_params *)(const void *)d->params)->ninputs;
+    if (d->kernel == KILN_K_FUSED_REDUCE)
+        return ((const kiln_fused_reduce_params *)(const void *)d->params)
+            ->ninputs;
+    return 0;
+}
+
 /* The program and the input count shape the generated kernel (the OpenCL
  * source, the Vulkan binding of the output): outside these bounds a backend
  * would index past its arrays. */
 static const char *fused_invalid(const kiln_dispatch *d)
 {
-    const kiln_fused_params *p = (const void *)d->params;
+    int ninputs = kiln_kernel_program_inputs(d);
     if (d->program_len < 1 || d->program_len > KILN_FUSED_MAX_INSTRS)
         return "fused program length must be 1 to 16";
-    if (p->ninputs < 1 || p->ninputs > KILN_FUSED_MAX_INPUTS ||
-        d->nbindings != p->ninputs + 1)
+    if (ninputs < 1 || ninputs > KILN_FUSED_MAX_INPUTS ||
+        d->nbindings != ninputs + 1)
         return "fused kernel needs 1 to 6 inputs bound before its output";
     return NULL;
 }
@@ -112,7 +122,12 @@ static const kiln_kernel_desc table[KILN_KERNEL_COUNT] = {
     /* Generated elementwise chain: kernels/fused.cl plus a kernel function
      * written from the program (lib/opencl/cl_fused.c). */
     [KILN_K_FUSED] = {.name = "fused", .cl_family = "fused", .int_ok = 1,
-                      .invalid = fused_invalid},
+                      .invalid = fused_invalid, .has_program = 1},
+    /* The same program folded by reduce.cl's tree: that family plus a
+     * generated kernel function; shared memory as KILN_K_REDUCE. */
+    [KILN_K_FUSED_REDUCE] = {.name = "fused_reduce", .cl_family = "reduce",
+                             .int_ok = 1, .shared_bytes = reduce_shared,
+                             .invalid = fused_invalid, .has_program = 1},
 };
 
 const kiln_kernel_desc *kiln_kernel_describe(kiln_kernel_id id)

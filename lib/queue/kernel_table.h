@@ -37,6 +37,10 @@ typedef struct kiln_kernel_desc {
     /* NULL when the dispatch's tuning constants are usable, else what is
      * wrong with them (a static string).  NULL slot = any constants. */
     const char *(*invalid)(const kiln_dispatch *d);
+    /* The dispatch carries a fused program (kernels_fused.h) that is part
+     * of the kernel's identity: OpenCL generates the kernel function from
+     * it, Vulkan passes it as specialization constants. */
+    int has_program;
 } kiln_kernel_desc;
 
 /** The description of kernel @id, or NULL for an unknown id. */
@@ -53,5 +57,9 @@ uint64_t kiln_kernel_shared_bytes(const kiln_kernel_desc *desc,
 /** @desc->invalid(@d), or NULL when the kernel has no constraint. */
 const char *kiln_kernel_invalid(const kiln_kernel_desc *desc,
                                 const kiln_dispatch *d);
+
+/** The input count of a dispatch of a kernel with a program (its params'
+ *  ninputs), 0 for other kernels. */
+int kiln_kernel_program_inputs(const kiln_dispatch *d);
 
 #endif /* KILN_KERNEL_TABLE_H */

@@ -121,7 +121,11 @@ typedef struct kiln_select_params {
  *   in[off_in + outer_offset(o) + reduced_offset(r)],  0 <= r < nred,
  * where *_offset() decompose the index over the shape/stride arrays.
  * REDUCE: op SUM/MAX/MIN over T, result times `scale` (T bits) for SUM
- * (the mean), written to out[off_out + o].
+ * (the mean), written to out[off_out + o].  With split S > 1, each output's
+ * r range is cut into S slices of ceil(nred / S) (the last shorter), each
+ * reduced by its own workgroup into out[off_out + o * S + s]: partial
+ * results that a second KILN_K_REDUCE combines (lib/ops/reduce.c), so
+ * that a few long reductions (a loss's mean) fill the device.
  * ARGREDUCE: op ARGMAX/ARGMIN, writes r of the first extreme element as
  * i32; NaN counts as the extreme (as NumPy).
  * Binding 0: in (T), binding 1: out (T, or i32 for ARGREDUCE).
@@ -148,6 +152,7 @@ typedef struct kiln_reduce_params {
     int32_t red_shape[KILN_KDIMS];
     int32_t red_stride[KILN_KDIMS];
     uint32_t scale_lo, scale_hi;
+    int32_t split;               /* REDUCE: slices per output (>= 1)      */
 } kiln_reduce_params;
 
 /* KILN_K_GEMM: for each batch index z < batch,
@@ -160,12 +165,15 @@ typedef struct kiln_reduce_params {
  * per thread, consts[2] = TK (k-tile); a group computes an (LY*RM) x (LX*RN)
  * tile of C; groups = (tiles along N, tiles along M, batches), each loops
  * grid-stride over batches.
- * Epilogue (the graph's bias + activation fusion), applied to each C value
- * after alpha/beta, in T: if (epilogue & KILN_GEMM_BIAS), + bias[off_bias +
- * n * bias_sn] (binding 3; without it binding 3 repeats A, untouched);
- * then, if (epilogue >> 4) is nonzero, the unary op (epilogue >> 4) - 1
- * (kiln_unary_op codes: RELU, SIGMOID, TANH).  alpha == 1 skips the
- * multiply, so bias + activation round exactly as the separate kernels. */
+ * Epilogue (bias + activation fusion), applied to each C value after
+ * alpha/beta, in T: if (epilogue & KILN_GEMM_BIAS), + bias[off_bias +
+ * m * bias_sm + n * bias_sn] (binding 3; without it binding 3 repeats A,
+ * untouched) - a dense layer's bias is per column (bias_sm = 0), a
+ * convolution's per row, i.e. per output channel (bias_sn = 0); the same
+ * for every batch index z.  Then, if (epilogue >> 4) is nonzero, the unary
+ * op (epilogue >> 4) - 1 (kiln_unary_op codes: RELU, SIGMOID, TANH).
+ * alpha == 1 skips the multiply, so bias + activation round exactly as the
+ * separate kernels. */
 #define KILN_GEMM_BIAS 1
 #define KILN_GEMM_ACT_SHIFT 4
 typedef struct kiln_gemm_params {
@@ -176,7 +184,11 @@ typedef struct kiln_gemm_params {
     int32_t c_sm, c_sb;
     uint32_t alpha_lo, alpha_hi;
     uint32_t beta_lo, beta_hi;
-    int32_t epilogue, off_bias, bias_sn;
+    int32_t epilogue, off_bias, bias_sm, bias_sn;
 } kiln_gemm_params;
+/* gemm.cl declares the same block, padded to the 128 bytes
+ * (KILN_PARAM_BYTES) the host passes. */
+_Static_assert(sizeof(kiln_gemm_params) <= 128,
+               "kiln_gemm_params must fit the 128-byte parameter block");
 
 #endif /* KILN_KERNELS_H */

@@ -31,6 +31,8 @@
 #define KILN_FUSED_MAX_INPUTS 6
 #define KILN_FUSED_MAX_INSTRS 16
 #define KILN_FUSED_DIMS 3
+/* The reduced dimensions of a KILN_K_FUSED_REDUCE layout: bit 4 >> d. */
+#define KILN_FUSED_RED_BIT(d) (4 >> (d))
 
 enum kiln_fused_code {
     KILN_FUSED_UNARY = 0x00,  /* + enum kiln_unary_op  (< 16)  */
@@ -57,5 +59,34 @@ typedef struct kiln_fused_params {
     int32_t off_in[KILN_FUSED_MAX_INPUTS];
     int32_t stride_in[KILN_FUSED_MAX_INPUTS][KILN_FUSED_DIMS];
 } kiln_fused_params;
+
+/* KILN_K_FUSED_REDUCE: the program as the prologue of a reduction.  Its
+ * value at index (i0, i1, i2) of the 3-D layout `shape` (inputs read as
+ * for KILN_K_FUSED) is reduced over the dimensions d whose bit
+ * KILN_FUSED_RED_BIT(d) is set in the mask, with the op (enum
+ * kiln_reduce_kop: SUM, MAX, MIN; a float SUM times `scale`, the mean),
+ * one result per index of the kept dimensions, written contiguously (kept
+ * dimensions row-major) from off_out; with a split S > 1 (as
+ * KILN_K_REDUCE's) each output's slices write partial results to
+ * off_out + o * S + s.  `mode` packs the three: op | mask << 4 | S << 8.
+ * The reduced index r (reduced dimensions row-major) is
+ * folded in the order KILN_K_REDUCE folds it for the same workgroup size,
+ * and the tree is the same, so a fused reduction equals the fused
+ * elementwise kernel followed by KILN_K_REDUCE bit for bit on each
+ * backend.  Bindings as KILN_K_FUSED.  Workgroup: one group per output,
+ * grid-stride over outputs (as KILN_K_REDUCE; local[0] threads).  32
+ * words, the whole block: the output and reduced counts are products of
+ * `shape` the kernel forms. */
+#define KILN_FUSED_REDUCE_MODE(op, mask, split)                         \
+    ((op) | (mask) << 4 | (split) << 8)
+typedef struct kiln_fused_reduce_params {
+    int32_t mode;
+    int32_t ninputs;
+    int32_t off_out;
+    uint32_t scale_lo, scale_hi;
+    int32_t shape[KILN_FUSED_DIMS];
+    int32_t off_in[KILN_FUSED_MAX_INPUTS];
+    int32_t stride_in[KILN_FUSED_MAX_INPUTS][KILN_FUSED_DIMS];
+} kiln_fused_reduce_params;
 
 #endif /* KILN_KERNELS_FUSED_H */

@@ -67,6 +67,7 @@ typedef enum kiln_kernel_id {
     KILN_K_RNN_CELL_BACKWARD,
     KILN_K_OPTIMIZER,    /* T: fused parameter update (all optimizers)     */
     KILN_K_FUSED,        /* T: generated elementwise chain (kernels_fused.h) */
+    KILN_K_FUSED_REDUCE, /* T: the same chain as a reduction's prologue     */
     KILN_KERNEL_COUNT
 } kiln_kernel_id;
 
@@ -94,8 +95,9 @@ typedef struct kiln_dispatch {
     int nbindings;
     kiln_binding bindings[KILN_MAX_BINDINGS];
     uint32_t params[KILN_PARAM_BYTES / 4];
-    /* KILN_K_FUSED only: the program (kernels_fused.h); part of the
-     * kernel's identity, like dtype and consts.  0 elsewhere. */
+    /* KILN_K_FUSED and KILN_K_FUSED_REDUCE only (kernel table:
+     * has_program): the program (kernels_fused.h); part of the kernel's
+     * identity, like dtype and consts.  0 elsewhere. */
     int program_len;
     uint32_t program[16];
 } kiln_dispatch;

@@ -10,8 +10,9 @@
  * pipelines are created on first use and cached per (kernel, dtypes,
  * workgroup size, tuning constants), which reach the shader as
  * specialization constants 0-2 (local size) and 10-13 (consts).  The fused
- * kernel's pipelines are also keyed by its program: constants 20 (length),
- * 21-36 (the words) and 37 (the input count) of shaders/fused.comp.
+ * kernels' pipelines are also keyed by their program: constants 20
+ * (length), 21-36 (the words) and 37 (the input count) of
+ * shaders/fused_program.glsl.
  * A VkPipelineCache is saved in the cache directory (cache_file.h).
  */
 #include <stdio.h>
@@ -256,7 +257,8 @@ static VkPipeline pipeline_create(kiln_vk_queue *q,
     data[BASE] = (uint32_t)k->program_len;
     memcpy(data + BASE + 1, k->program, sizeof k->program);
     data[BASE + FUSED - 1] = (uint32_t)k->ninputs;
-    uint32_t count = k->kernel == KILN_K_FUSED ? BASE + FUSED : BASE;
+    uint32_t count = kiln_kernel_describe(k->kernel)->has_program
+                         ? BASE + FUSED : BASE;
     for (uint32_t i = 0; i < count; i++)
         e[i] = (VkSpecializationMapEntry){
             .constantID = i < 3 ? i : i < BASE ? 10 + i - 3 : 20 + i - BASE,
@@ -316,9 +318,8 @@ VkPipeline kiln_vk_pipeline_get(kiln_vk_queue *q, const kiln_dispatch *d,
     k.dtype2 = desc->uses_dtype2 ? (int32_t)d->dtype2 : 0;
     memcpy(k.local, d->local, sizeof k.local);
     memcpy(k.consts, d->consts, sizeof k.consts);
-    if (d->kernel == KILN_K_FUSED) {
-        const kiln_fused_params *p = (const void *)d->params;
-        k.ninputs = p->ninputs;
+    if (desc->has_program) {
+        k.ninputs = kiln_kernel_program_inputs(d);
         k.program_len = d->program_len;
         if (d->program_len >= 1 && d->program_len <= KILN_FUSED_MAX_INSTRS)
             memcpy(k.program, d->program,

@@ -239,12 +239,12 @@ static kiln_status check_dispatch(kiln_vk_queue *q, const kiln_dispatch *d)
 }
 
 /* How many bindings @d's shader declares and uses statically: its own
- * bindings, except for the fused shader, which declares one per possible
+ * bindings, except for the fused shaders, which declare one per possible
  * input plus the output whatever the program (the output's binding is the
  * input count).  Every one must hold a valid descriptor. */
 static int declared_bindings(const kiln_dispatch *d)
 {
-    if (d->kernel == KILN_K_FUSED && d->nbindings > 0)
+    if (kiln_kernel_program_inputs(d) > 0 && d->nbindings > 0)
         return KILN_FUSED_MAX_INPUTS + 1;
     return d->nbindings;
 }
