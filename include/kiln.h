@@ -1105,7 +1105,9 @@ KILN_API kiln_node *kiln_g_mse_loss(kiln_node *pred, kiln_node *target,
                                     int half);
 /** Inverted dropout, active only while the graph is in training mode (the
  *  identity otherwise); a fresh mask every run: run r of the graph (its
- *  kiln_graph_run calls so far) is kiln_dropout at offset r * 2^32. */
+ *  kiln_graph_run calls so far) is kiln_dropout at offset r * 2^32.  A run
+ *  captured with kiln_recording_begin draws the captured run's mask at
+ *  every replay (kiln_model_fit's own recorded steps draw fresh ones). */
 KILN_API kiln_node *kiln_g_dropout(kiln_node *x, double rate, uint64_t seed);
 /** Batch norm over dim 1; training mode uses batch statistics and updates
  *  the running_mean/running_var variables (may be NULL) in place once per
@@ -1370,8 +1372,9 @@ typedef struct kiln_fit_options {
     FILE *progress_out;          /**< [stdout]                              */
     /** Run every step op by op.  By default full-batch steps after the
      *  first are recorded once and replayed (kiln_recording_replay), unless
-     *  the model has dropout or clip_norm is set; KILN_REPLAY=0 in the
-     *  environment does the same as this flag.  Results are equal. */
+     *  clip_norm is set (dropout masks are fresh per replayed step, read
+     *  from a device counter); KILN_REPLAY=0 in the environment does the
+     *  same as this flag.  Results are equal, bit for bit. */
     int eager_steps;
     /** Called after every epoch; a nonzero return stops training. */
     int (*on_epoch)(const kiln_epoch_logs *logs, void *user);

@@ -5,9 +5,11 @@
  * lib/queue/kernels_random.h; reference lib/cpu/cpu_random.c.  Element i
  * (row-major logical order) draws philox((lo(offset+i), hi(offset+i),
  * attempt, 0), (lo(seed), hi(seed))) and is written through the output's
- * strides.  UNIFORM and BERNOULLI match the reference bit for bit (hence
- * FP_CONTRACT OFF: lo + (hi - lo) * u must not become an fma); NORMAL uses
- * this device's log, sqrt and cospi, within a few ulp of the reference.
+ * strides; with DEVICE_OFFSET in dist the offset also adds the 64-bit
+ * value in binding 1.  UNIFORM and BERNOULLI match the reference bit for
+ * bit (hence FP_CONTRACT OFF: lo + (hi - lo) * u must not become an fma);
+ * NORMAL uses this device's log, sqrt and cospi, within a few ulp of the
+ * reference.
  *
  * Layout: one work-item per element, grid-stride over n, any grid.
  * Tunables: the workgroup size only.
@@ -15,17 +17,19 @@
 #pragma OPENCL FP_CONTRACT OFF
 
 typedef struct {
-    int n, dist, off_out;
+    int n, dist, off_out, off_dev;
     uint seed_lo, seed_hi, offset_lo, offset_hi;
     uint a_lo, a_hi, b_lo, b_hi, thr_lo, thr_hi;
     int shape[KDIMS], stride_out[KDIMS];
-    uint pad[7];
+    uint pad[6];
 } random_params;
 
 #define DIST_UNIFORM 0
 #define DIST_NORMAL 1
 #define DIST_TRUNCATED 2
 #define DIST_BERNOULLI 3
+#define DIST_MASK 0xff
+#define DEVICE_OFFSET 0x100
 #define TRUNC_ATTEMPTS 16
 
 uint4 philox4x32_10(uint4 c, uint2 k)
@@ -90,11 +94,17 @@ T truncated(uint4 c, uint2 key)
 }
 #endif
 
-KILN_KERNEL void kiln_random(__global T *out, const random_params P)
+/* dev: binding 1, the {lo, hi} added to the offset under DEVICE_OFFSET
+ * (otherwise out's buffer again, never read). */
+KILN_KERNEL void kiln_random(__global T *out, __global const uint *dev,
+                             const random_params P)
 {
     random_params p = P;
     uint2 key = (uint2)(p.seed_lo, p.seed_hi);
     ulong offset = ((ulong)p.offset_hi << 32) | (ulong)p.offset_lo;
+    if (p.dist & DEVICE_OFFSET)
+        offset += ((ulong)dev[p.off_dev + 1] << 32) | (ulong)dev[p.off_dev];
+    p.dist &= DIST_MASK;
     T a = T_FROM_BITS(p.a_lo, p.a_hi), b = T_FROM_BITS(p.b_lo, p.b_hi);
     for (uint i = kiln_global_index(); i < (uint)p.n;
          i += kiln_global_count()) {

@@ -5,13 +5,15 @@
  *
  * Element i (row-major logical order) draws philox((lo(offset + i),
  * hi(offset + i), attempt, 0), (lo(seed), hi(seed))) and is written
- * through the output's strides.  UNIFORM and BERNOULLI are bit-exact with
- * the reference (`precise` keeps lo + (hi - lo) * u from becoming an fma);
- * NORMAL uses common.glsl's log, the builtin sqrt and the cos below, which
- * takes its argument in turns so the reduction to [0, pi/4] is exact
- * (GLSL has no double cos, and its float cos may be off by 2^-11).
+ * through the output's strides; with DEVICE_OFFSET in dist the offset
+ * also adds the 64-bit value in binding 1.  UNIFORM and BERNOULLI are
+ * bit-exact with the reference (`precise` keeps lo + (hi - lo) * u from
+ * becoming an fma); NORMAL uses common.glsl's log, the builtin sqrt and
+ * the cos below, which takes its argument in turns so the reduction to
+ * [0, pi/4] is exact (GLSL has no double cos, and its float cos may be
+ * off by 2^-11).
  * Layout: one invocation per element, grid-stride over n in x.
- * Binding 0: out.  Tunables: workgroup size only.
+ * Bindings 0: out, 1: the offset words.  Tunables: workgroup size only.
  * Variants: f32, f64 (every distribution), i32 (BERNOULLI only).
  */
 #version 450
@@ -19,9 +21,12 @@
 #include "common.glsl"
 
 layout(std430, set = 0, binding = 0) writeonly buffer Out { T d[]; } out_;
+/* The {lo, hi} added to the offset under DEVICE_OFFSET (otherwise out's
+ * buffer again, never read). */
+layout(std430, set = 0, binding = 1) readonly buffer Dev { uint w[]; } dev_;
 
 layout(push_constant, std430) uniform Params {
-    int n, dist, off_out;
+    int n, dist, off_out, off_dev;
     uint seed_lo, seed_hi, offset_lo, offset_hi;
     uint a_lo, a_hi, b_lo, b_hi, thr_lo, thr_hi;
     int shape[KILN_KDIMS];
@@ -31,6 +36,8 @@ layout(push_constant, std430) uniform Params {
 #define DIST_UNIFORM 0
 #define DIST_NORMAL 1
 #define DIST_BERNOULLI 3
+#define DIST_MASK 0xff
+#define DEVICE_OFFSET 0x100
 #define TRUNC_ATTEMPTS 16u
 
 uvec4 philox4x32_10(uvec4 c, uvec2 k)
@@ -173,23 +180,30 @@ void main()
 {
     uvec2 key = uvec2(p.seed_lo, p.seed_hi);
     T a = T_FROM_BITS(p.a_lo, p.a_hi), b = T_FROM_BITS(p.b_lo, p.b_hi);
+    uint off_lo = p.offset_lo, off_hi = p.offset_hi;
+    if ((p.dist & DEVICE_OFFSET) != 0) {
+        uint carry;
+        off_lo = uaddCarry(off_lo, dev_.w[p.off_dev], carry);
+        off_hi += dev_.w[p.off_dev + 1] + carry;
+    }
+    int dist = p.dist & DIST_MASK;
     KILN_FOR_EACH(i, p.n) {
         uint carry;
-        uint lo = uaddCarry(p.offset_lo, i, carry);
-        uvec4 c = uvec4(lo, p.offset_hi + carry, 0u, 0u);
+        uint lo = uaddCarry(off_lo, i, carry);
+        uvec4 c = uvec4(lo, off_hi + carry, 0u, 0u);
         uvec4 w = philox4x32_10(c, key);
         T v = b;
-        if (p.dist == DIST_BERNOULLI) {
+        if (dist == DIST_BERNOULLI) {
             if (p.thr_hi != 0u || w.x < p.thr_lo)
                 v = a;
         }
 #if !defined(T_I32)
-        else if (p.dist == DIST_UNIFORM) {
+        else if (dist == DIST_UNIFORM) {
             precise T span = b - a;
             precise T x = a + span * uniform01(w.x, w.y, 0u);
             v = x < b ? x : a;
         } else {
-            T z = p.dist == DIST_NORMAL ? normal_first(w) : truncated(c, key);
+            T z = dist == DIST_NORMAL ? normal_first(w) : truncated(c, key);
             v = a + b * z;
         }
 #endif

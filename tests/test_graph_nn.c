@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "graph_check.h"
+#include "graph/graph.h" /* kiln__graph_prepare_replay */
 
 static kiln_context *ctx;
 static kiln_dtype F;          /* gradient checks: f64 where available      */
@@ -641,6 +642,61 @@ static void test_dropout(void)
     kiln_graph_free(g);
 }
 
+/* Recorded runs: after kiln__graph_prepare_replay, a captured training
+ * run reads its dropout offset from the graph's device counter, so each
+ * replay draws run g->runs's mask (what fit's recorded steps rely on); a
+ * capture without it bakes the captured run's offset in, and its replays
+ * repeat that mask even after eager runs rewrote the counter. */
+static void test_dropout_recorded(void)
+{
+    const double rate = 0.4;
+    const uint64_t seed = 9;
+    int64_t xs[2] = {8, 64};
+    kiln_graph *g = kiln_graph_new(ctx);
+    kiln_node *x = kiln_g_input(g, "x", F, 2, xs);
+    kiln_node *y = kiln_g_dropout(x, rate, seed);
+    double *xd = uniform(8 * 64, 0.5, 1.5);
+    kiln_tensor *xv = gc_tensor(ctx, F, 2, xs, xd);
+    kiln_feed f = {x, xv};
+    kiln_graph_set_training(g, 1);
+    for (int prepared = 1; prepared >= 0; prepared--) {
+        kiln_tensor_free(run1(g, 1, &f, y)); /* an eager run first */
+        /* Unprepared: rewound to that run, whose offset the counter holds;
+         * the capture still bakes it in. */
+        uint64_t at = prepared ? 40 : kiln_graph_runs(g) - 1;
+        kiln_graph_set_runs(g, at);
+        if (prepared)
+            CHECK(kiln__graph_prepare_replay(g) == KILN_OK, "prepare: %s",
+                  kiln_error_message(ctx));
+        kiln_tensor *out = NULL;
+        CHECK(kiln_recording_begin(ctx) == KILN_OK, "capture begins");
+        kiln_graph_run(g, 1, &f, 1, &y, &out);
+        kiln_recording *rec = kiln_recording_end(ctx);
+        CHECK(rec && out, "capture (prepared %d): %s", prepared,
+              kiln_error_message(ctx));
+        for (uint64_t r = at; rec && out && r < at + 3; r++) {
+            kiln_tensor *eager = run1(g, 1, &f, y); /* rewrites the counter */
+            kiln_tensor_free(eager);
+            kiln_graph_set_runs(g, r);
+            if (prepared)
+                kiln__graph_prepare_replay(g);
+            kiln_recording_replay(rec);
+            kiln_tensor *want = kiln_dropout(xv, rate, 1, seed,
+                                              (prepared ? r : at) << 32,
+                                              NULL);
+            same(prepared ? "a prepared replay draws run r's mask"
+                          : "an unprepared capture repeats its mask",
+                 out, want);
+            kiln_tensor_free(want);
+        }
+        kiln_recording_free(rec);
+        kiln_tensor_free(out);
+    }
+    free(xd);
+    kiln_tensor_free(xv);
+    kiln_graph_free(g);
+}
+
 static void test_batch_norm_state(void)
 {
     const double momentum = 0.1, eps = 1e-5;
@@ -870,6 +926,7 @@ int main(int argc, char **argv)
     test_forward_matches_eager();
     test_gradients();
     test_dropout();
+    test_dropout_recorded();
     test_batch_norm_state();
     test_errors();
     test_lenet();

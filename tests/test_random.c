@@ -9,12 +9,14 @@
  * (offset k shifts the stream by k; other offsets and seeds differ);
  * moments of 100k samples within 4 standard errors; dropout's zero
  * fraction, scaling, mask and gradient (f64 gradient check on the
- * reference); permutations; categorical frequencies against
- * softmax(logits / T); argument errors.
+ * reference); the device-held offset mode (bit-identical to the summed
+ * offset, also in recorded replays); permutations; categorical
+ * frequencies against softmax(logits / T); argument errors.
  *
  * usage: test_random --device SPEC
  */
 #include "op_check.h" /* harness, read_doubles */
+#include "ops/ops.h" /* kiln__random_fill, kiln__dropout_dev */
 #include "queue/kernels_random.h"
 
 static kiln_context *dev, *ref;
@@ -286,6 +288,140 @@ static void test_moments(void)
     free(z);
     free(o);
     health("moments");
+}
+
+/* ---- offsets held on the device ------------------------------------------ */
+
+/* Do @a and @b (same dtype and size) hold the same bytes? */
+static int same_bytes(kiln_tensor *a, kiln_tensor *b)
+{
+    size_t bytes = (size_t)kiln_tensor_numel(a) *
+                   kiln_dtype_size(kiln_tensor_dtype(a));
+    char *x = malloc(bytes), *y = malloc(bytes);
+    int same = x && y && kiln_tensor_read(a, x, bytes) == KILN_OK &&
+               kiln_tensor_read(b, y, bytes) == KILN_OK &&
+               memcmp(x, y, bytes) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Writes @v as {lo, hi} into elements 2, 3 of @words (4 x i32) and returns
+ * a view of those two: a device offset not at the start of its block. */
+static kiln_tensor *device_words(kiln_tensor *words, uint64_t v)
+{
+    uint32_t w[4] = {0xdeadbeefu, 0xdeadbeefu, (uint32_t)v,
+                     (uint32_t)(v >> 32)};
+    kiln_tensor_write(words, w, sizeof w);
+    return kiln_slice(words, 0, 2, 4, 1);
+}
+
+/* KILN_RANDOM_DEVICE_OFFSET: (param offset, device words) draws exactly
+ * what the plain mode draws at their 64-bit sum, for every distribution
+ * and dtype, with carries between the words, past 2^64 and within the
+ * stream; a recorded dispatch reads the words at each replay; dropout's
+ * mask the same. */
+static void test_device_offset(void)
+{
+    static const struct { uint64_t param, dev; } cases[] = {
+        {0, 7ull << 32},                /* a graph's run counter */
+        {0xfffffff0ull, 0x200000020ull}, /* the low words carry */
+        {0xffffffffffffffffull, 2},     /* the sum wraps past 2^64 */
+        {5, 0xffffff00ull},             /* the stream crosses 2^32 */
+    };
+    static const int dists[4] = {KILN_RANDOM_UNIFORM, KILN_RANDOM_NORMAL,
+                                 KILN_RANDOM_TRUNCATED_NORMAL,
+                                 KILN_RANDOM_BERNOULLI};
+    static const double args[4][2] = {{-1, 3}, {0.5, 2}, {0, 1}, {0.3, 0}};
+    const kiln_dtype dts[3] = {KILN_F32, KILN_F64, KILN_I32};
+    uint64_t seed = 0x5eed5eed12345ull;
+    int64_t n = 1000, four = 4;
+    kiln_tensor *words = kiln_tensor_new(dev, KILN_I32, 1, &four);
+    int bad = 0, tried = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int t = 0; t < 3; t++)
+            for (int k = 0; k < 4; k++) {
+                if ((dts[t] == KILN_F64 && !have_f64) ||
+                    (dts[t] == KILN_I32 && dists[k] != KILN_RANDOM_BERNOULLI))
+                    continue;
+                kiln_tensor *a = kiln_tensor_new(dev, dts[t], 1, &n);
+                kiln_tensor *b = kiln_tensor_new(dev, dts[t], 1, &n);
+                kiln_tensor *dv = device_words(words, cases[c].dev);
+                kiln_status s1 = kiln__random_fill(
+                    a, dists[k], seed, cases[c].param + cases[c].dev, NULL,
+                    args[k][0], args[k][1]);
+                kiln_status s2 = kiln__random_fill(b, dists[k], seed,
+                                                   cases[c].param, dv,
+                                                   args[k][0], args[k][1]);
+                int ok = s1 == KILN_OK && s2 == KILN_OK && same_bytes(a, b);
+                if (!ok)
+                    printf("  device offset differs: case %zu %s dist %d\n",
+                           c, kiln_dtype_name(dts[t]), dists[k]);
+                bad += !ok;
+                tried++;
+                kiln_tensor_free(dv);
+                kiln_tensor_free(a);
+                kiln_tensor_free(b);
+            }
+    CHECK(bad == 0, "device offset = param offset of the sum, bit for bit: "
+          "%d of %d draws differ", bad, tried);
+    printf("%-5s device offset: %d draws bit-identical to the summed "
+           "offset\n", bad ? "FAIL" : "ok", tried - bad);
+
+    /* A recorded dispatch: each replay reads the words written before. */
+    kiln_tensor *u = kiln_tensor_new(dev, KILN_F32, 1, &n);
+    kiln_tensor *dv = device_words(words, 0);
+    kiln_recording_begin(dev);
+    kiln__random_fill(u, KILN_RANDOM_UNIFORM, seed, 3, dv, 0, 1);
+    kiln_recording *rec = kiln_recording_end(dev);
+    bad = !rec;
+    for (uint64_t r = 11; rec && r < 14; r++) {
+        kiln_tensor_free(device_words(words, r << 32));
+        kiln_recording_replay(rec);
+        kiln_tensor *want = kiln_tensor_new(dev, KILN_F32, 1, &n);
+        kiln_random_uniform(want, seed, 3 + (r << 32), 0, 1);
+        bad += !same_bytes(u, want);
+        kiln_tensor_free(want);
+    }
+    CHECK(bad == 0, "replays of a recorded draw follow the device offset "
+          "(%d wrong): %s", bad, kiln_error_message(dev));
+    kiln_recording_free(rec);
+    kiln_tensor_free(u);
+
+    /* Dropout: mask and output as kiln_dropout's at the summed offset. */
+    int64_t shape[2] = {37, 29};
+    kiln_tensor *x = kiln_tensor_new(dev, KILN_F32, 2, shape);
+    kiln_random_normal(x, 5, 0, 0, 1);
+    kiln_tensor *m1 = NULL, *m2 = NULL;
+    kiln_tensor_free(device_words(words, 9ull << 32));
+    kiln_tensor *y1 = kiln_dropout(x, 0.4, 1, 21, 4 + (9ull << 32), &m1);
+    kiln_tensor *y2 = kiln__dropout_dev(x, 0.4, 21, 4, dv, &m2);
+    CHECK(y1 && y2 && same_bytes(y1, y2) && same_bytes(m1, m2),
+          "dropout with a device offset = kiln_dropout at the sum: %s",
+          kiln_error_message(dev));
+    kiln_tensor_free(y1);
+    kiln_tensor_free(y2);
+    kiln_tensor_free(m1);
+    kiln_tensor_free(m2);
+    kiln_tensor_free(x);
+
+    /* The words must be 2 contiguous i32 on the same context. */
+    kiln_tensor *f = kiln_tensor_new(dev, KILN_F32, 1, (int64_t[]){2});
+    kiln_tensor *w = kiln_tensor_new(dev, KILN_F32, 1, &n);
+    kiln_status st = kiln__random_fill(w, KILN_RANDOM_UNIFORM, 1, 0, f, 0, 1);
+    CHECK(st == KILN_ERROR_INVALID_ARGUMENT &&
+              strstr(kiln_error_message(dev), "device offset"),
+          "f32 device offset refused: %s", kiln_error_message(dev));
+    kiln_clear_error(dev);
+    st = kiln__random_fill(w, KILN_RANDOM_UNIFORM, 1, 0, words, 0, 1);
+    CHECK(st == KILN_ERROR_INVALID_ARGUMENT,
+          "4-element device offset refused: %s", kiln_error_message(dev));
+    kiln_clear_error(dev);
+    kiln_tensor_free(f);
+    kiln_tensor_free(w);
+    kiln_tensor_free(dv);
+    kiln_tensor_free(words);
+    health("device offset");
 }
 
 /* ---- dropout -------------------------------------------------------------- */
@@ -614,6 +750,7 @@ int main(int argc, char **argv)
     test_against_reference();
     test_strided_views();
     test_moments();
+    test_device_offset();
     test_dropout();
     gradcheck_dropout();
     test_permutation();

@@ -74,6 +74,11 @@ void kiln_cpu_random(const kiln_dispatch *d, void *const *base)
     const kiln_random_params *p = (const void *)d->params;
     uint64_t seed = (uint64_t)p->seed_hi << 32 | p->seed_lo;
     uint64_t offset = (uint64_t)p->offset_hi << 32 | p->offset_lo;
+    if (p->dist & KILN_RANDOM_DEVICE_OFFSET) {
+        const uint32_t *w = (const uint32_t *)base[1] + p->off_dev;
+        offset += (uint64_t)w[1] << 32 | w[0];
+    }
+    int dist = p->dist & KILN_RANDOM_DIST_MASK;
     uint64_t thr = (uint64_t)p->thr_hi << 32 | p->thr_lo;
     size_t es = kiln_dtype_size(d->dtype);
     for (int64_t i = 0; i < p->n; i++) {
@@ -81,7 +86,7 @@ void kiln_cpu_random(const kiln_dispatch *d, void *const *base)
                      kiln_cpu_strided_offset(i, p->shape, p->stride_out);
         uint32_t w[4];
         kiln_philox_element(seed, offset, (uint64_t)i, 0, w);
-        if (p->dist == KILN_RANDOM_BERNOULLI) {
+        if (dist == KILN_RANDOM_BERNOULLI) {
             /* The bits of a or b as given: exact for every dtype. */
             uint32_t v[2] = {p->b_lo, p->b_hi};
             if (w[0] < thr) {
@@ -93,11 +98,11 @@ void kiln_cpu_random(const kiln_dispatch *d, void *const *base)
         }
         double a = kiln_cpu_scalar(d->dtype, p->a_lo, p->a_hi);
         double b = kiln_cpu_scalar(d->dtype, p->b_lo, p->b_hi);
-        if (p->dist == KILN_RANDOM_UNIFORM) {
+        if (dist == KILN_RANDOM_UNIFORM) {
             store_uniform(base[0], d->dtype, at, w, a, b);
             continue;
         }
-        double z = p->dist == KILN_RANDOM_NORMAL
+        double z = dist == KILN_RANDOM_NORMAL
                        ? (d->dtype == KILN_F32 ? box_muller(d->dtype, &w[0], &w[1])
                                                : box_muller(d->dtype, &w[0], &w[2]))
                        : truncated(d->dtype, seed, offset, i);

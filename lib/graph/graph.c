@@ -56,6 +56,7 @@ void kiln_graph_free(kiln_graph *g)
         free(n);
     }
     free(g->nodes);
+    kiln_tensor_free(g->run_offset);
     free(g);
 }
 
@@ -116,6 +117,44 @@ void kiln_graph_set_runs(kiln_graph *g, uint64_t runs)
 {
     if (g)
         g->runs = runs;
+}
+
+kiln_status kiln__g_write_run_offset(kiln_graph *g, int all)
+{
+    const char *call = "kiln_graph_run";
+    int reads = 0;
+    for (int i = 0; !reads && i < g->nnodes; i++)
+        reads = g->nodes[i]->op->run_offset && (all || g->nodes[i]->needed);
+    if (!reads)
+        return KILN_OK;
+    if (!g->run_offset) {
+        g->run_offset = kiln__tensor_alloc(g->ctx, call, KILN_I32, 1,
+                                           (int64_t[]){2});
+        if (!g->run_offset)
+            return kiln_status_of(g->ctx);
+    }
+    /* Run r draws at Philox offset r * 2^32 (as kiln_dropout's offset
+     * argument did before the counter lived on the device). */
+    uint64_t v = g->runs << 32;
+    uint32_t w[2] = {(uint32_t)v, (uint32_t)(v >> 32)};
+    kiln_status st = kiln_tensor_write(g->run_offset, w, sizeof w);
+    if (st == KILN_OK)
+        g->run_offset_runs = g->runs;
+    return st;
+}
+
+kiln_status kiln__graph_prepare_replay(kiln_graph *g)
+{
+    if (!g)
+        return KILN_ERROR_INVALID_ARGUMENT;
+    if (g->ctx->recording)
+        return kiln__error(g->ctx, KILN_ERROR_INVALID_ARGUMENT,
+                           "kiln__graph_prepare_replay: writes the run "
+                           "counter from the host, so it goes before a "
+                           "capture or replay, not inside one");
+    kiln_status st = g->training ? kiln__g_write_run_offset(g, 1) : KILN_OK;
+    g->run_offset_prepared = st == KILN_OK;
+    return st;
 }
 
 void kiln_graph_get_stats(const kiln_graph *g, kiln_graph_stats *out)

@@ -95,6 +95,7 @@ struct kiln_gop {
     int no_grad;                 /* discrete output: gradients stop here   */
     int is_leaf;
     int mutates;                 /* assignments: never skipped or fused    */
+    int run_offset;              /* in training reads g->run_offset (dropout) */
 };
 
 struct kiln_graph {
@@ -104,6 +105,11 @@ struct kiln_graph {
     int training;
     int fusion;
     uint64_t runs;               /* completed runs: dropout's Philox offset */
+    /* runs << 32 as {lo, hi} on the device, where dropout reads its offset
+     * so that a recorded run draws each replay's own masks (graph.c). */
+    kiln_tensor *run_offset;
+    uint64_t run_offset_runs;    /* the runs value it holds                */
+    int run_offset_prepared;     /* prepared: till the next run (graph.c)  */
     kiln_graph_stats stats;
 };
 
@@ -111,6 +117,20 @@ struct kiln_graph {
 extern const kiln_gop kiln__gop_input;
 extern const kiln_gop kiln__gop_constant;
 extern const kiln_gop kiln__gop_variable;
+
+/** Writes runs << 32 to g->run_offset (creating it) when a node of @g
+ *  reads it (gop.run_offset), @all or one this run needs.  Host work: not
+ *  inside a capture. */
+kiln_status kiln__g_write_run_offset(kiln_graph *g, int all);
+
+/** Before replaying (or capturing) a recorded run of @g in training mode:
+ *  writes the dropout offset of run g->runs (set it first with
+ *  kiln_graph_set_runs) to the device, where the recorded dropout kernels
+ *  read it; a capture (kiln_graph_run while recording) before the next
+ *  eager run then reads the counter too, rather than baking the offset in.
+ *  Not inside a capture (the write is host work); a replay does not
+ *  advance g->runs, unlike kiln_graph_run. */
+kiln_status kiln__graph_prepare_replay(kiln_graph *g);
 
 /** Frees a node's run-time values (graph_run.c calls it at last use). */
 void kiln__g_release(kiln_node *n);

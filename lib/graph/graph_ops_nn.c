@@ -785,11 +785,20 @@ static kiln_status run_dropout(kiln_node *n, kiln_tensor *const *in,
 {
     if (!n->g->training)
         return kiln__gnn_ran(n, kiln__tensor_view(in[0]), out); /* the identity */
-    kiln_tensor *mask = NULL;
-    kiln_status st = kiln__gnn_ran(n, kiln_dropout(in[0], n->attr.d[0], 1,
-                                         (uint64_t)n->attr.i[0],
-                                         n->g->runs << 32, &mask),
-                         out);
+    /* The offset runs << 32 from the device counter (graph.c), which
+     * kiln_graph_run wrote for this run, or kiln__graph_prepare_replay
+     * for this capture; any other capture (a user's own recording) bakes
+     * it into the dispatch: its replays repeat the captured mask. */
+    kiln_graph *g = n->g;
+    kiln_tensor *mask = NULL, *y;
+    if (g->run_offset && g->run_offset_runs == g->runs &&
+        (!g->ctx->recording || g->run_offset_prepared))
+        y = kiln__dropout_dev(in[0], n->attr.d[0], (uint64_t)n->attr.i[0], 0,
+                              g->run_offset, &mask);
+    else
+        y = kiln_dropout(in[0], n->attr.d[0], 1, (uint64_t)n->attr.i[0],
+                         g->runs << 32, &mask);
+    kiln_status st = kiln__gnn_ran(n, y, out);
     out->t[1] = mask;
     return st;
 }
@@ -826,7 +835,8 @@ static kiln_status dropout_backward(kiln_node *n, kiln_node *dy,
 }
 
 static const kiln_gop gop_dropout = {.name = "dropout", .run = run_dropout,
-                                     .backward = dropout_backward};
+                                     .backward = dropout_backward,
+                                     .run_offset = 1};
 
 kiln_node *kiln_g_dropout(kiln_node *x, double rate, uint64_t seed)
 {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/graph.h" /* kiln__graph_prepare_replay */
 #include "nn/model.h"
 
 #define FIT_CALL "kiln_model_fit"
@@ -279,12 +280,15 @@ static double configured_lr(const kiln_optimizer_config *c)
  * then the optimizer update) is captured once and replayed for the later
  * full batches: the batch is copied into the capture's own input tensors,
  * kiln_optimizer_begin_step writes the step's learning rate and bias
- * corrections to the device, and the replay re-submits the same kernels
- * (a Vulkan command buffer; OpenCL's prepared enqueue list) without
- * scheduling, allocating or validating anything again.  Not for models
- * with dropout (a replay would repeat the captured masks), nor with
- * gradient clipping (it decides on the host), nor for the first step of a
- * fit (it creates the optimizer's state) or a partial last batch.
+ * corrections to the device, kiln__graph_prepare_replay writes the step's
+ * dropout offset (global step << 32, what an eager step draws at) to the
+ * graph's device counter that the recorded dropout kernels read, and the
+ * replay re-submits the same kernels (a Vulkan command buffer; OpenCL's
+ * prepared enqueue list) without scheduling, allocating or validating
+ * anything again.  So a model with dropout draws fresh masks per replayed
+ * step, the same as eagerly.  Not with gradient clipping (it decides on
+ * the host), nor for the first step of a fit (it creates the optimizer's
+ * state) or a partial last batch.
  */
 typedef struct step_replay {
     int enabled;
@@ -302,14 +306,6 @@ static void step_replay_free(step_replay *r)
         kiln_tensor_free(r->out[i]);
     free(r->out);
     memset(r, 0, sizeof *r);
-}
-
-static int model_has_dropout(const kiln_model *m)
-{
-    for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].kind == LAYER_DROPOUT)
-            return 1;
-    return 0;
 }
 
 /* Copies @src into @dst, or makes @dst a copy of it the first time. */
@@ -338,8 +334,18 @@ static kiln_status replay_step(kiln_model *m, step_replay *r,
         st = stage_into(&r->in.targets, mb->targets);
     if (st == KILN_OK)
         st = kiln_optimizer_begin_step(m->opt, lr);
-    if (st != KILN_OK || r->rec)
-        return st == KILN_OK ? kiln_recording_replay(r->rec) : st;
+    if (st == KILN_OK) {
+        /* Dropout: this step's masks, as the eager path draws them. */
+        kiln_graph_set_runs(m->g, (uint64_t)m->global_step);
+        st = kiln__graph_prepare_replay(m->g);
+    }
+    if (st != KILN_OK || r->rec) {
+        if (st == KILN_OK)
+            st = kiln_recording_replay(r->rec);
+        /* Where the graph run would have left it (the capture's run did). */
+        kiln_graph_set_runs(m->g, (uint64_t)m->global_step + 1);
+        return st;
+    }
 
     r->out = calloc((size_t)nfetch, sizeof *r->out);
     if (!r->out)
@@ -585,7 +591,6 @@ kiln_status kiln_model_fit(kiln_model *m, const kiln_dataset *train,
 
     step_replay replay = {0};
     replay.enabled = !opt.eager_steps && opt.clip_norm == 0 &&
-                     !model_has_dropout(m) &&
                      kiln__env_long("KILN_REPLAY", 1) != 0;
 
     model_progress progress;

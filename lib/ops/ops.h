@@ -192,6 +192,25 @@ kiln_tensor *kiln__reduce_alloc(kiln_context *ctx, const char *call,
 kiln_tensor *kiln__reduce_finish(kiln_context *ctx, const char *call,
                                  kiln_tensor *partial, const kiln_reduction *r);
 
+/* ---- random streams at a device-held offset (random.c) ----------------- */
+
+/** kiln_random_uniform / normal / truncated_normal / bernoulli by @dist
+ *  (enum kiln_random_dist; @a, @b: lo, hi / mean, std / p, unused), with
+ *  the stream's offset @offset plus, when @dev_offset is not NULL, the
+ *  64-bit value {lo, hi} in that contiguous 2-element i32 tensor, read on
+ *  the device when the kernel runs (KILN_RANDOM_DEVICE_OFFSET): a recorded
+ *  dispatch then draws the stream the words hold at each replay.  Values
+ *  equal the plain call's with the summed offset, bit for bit. */
+kiln_status kiln__random_fill(kiln_tensor *t, int dist, uint64_t seed,
+                              uint64_t offset, const kiln_tensor *dev_offset,
+                              double a, double b);
+
+/** kiln_dropout in training mode with the mask's offset taken as in
+ *  kiln__random_fill (graph dropout: the graph's run counter). */
+kiln_tensor *kiln__dropout_dev(kiln_tensor *x, double rate, uint64_t seed,
+                               uint64_t offset, const kiln_tensor *dev_offset,
+                               kiln_tensor **mask);
+
 /* ---- the fused elementwise kernel (fused.c) ---------------------------- */
 
 /** A straight-line program for KILN_K_FUSED (kernels_fused.h). */

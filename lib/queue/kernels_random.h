@@ -38,7 +38,18 @@
  *              (1 / (1 - rate), 0) with p = 1 - rate.
  * Scalars a, b are in T's bits (kernels.h): uniform (lo, hi), normal
  * (mean, std), bernoulli (value if drawn, value if not).
- * Binding 0: out (T).  Grid-stride over n.  T = i32 only for BERNOULLI.
+ *
+ * Device offset (dist | KILN_RANDOM_DEVICE_OFFSET): the stream's offset is
+ * (offset_hi:offset_lo) + the 64-bit value {lo, hi} read from binding 1 at
+ * u32 element off_dev (mod 2^64), then element i draws at that + i exactly
+ * as above, so the values are bit-identical to the plain mode with the sum
+ * as its offset.  A recorded dispatch keeps its parameter block, so this is
+ * how a replay draws a fresh stream: the host rewrites the two words
+ * between replays (graph dropout, kiln__graph_prepare_replay).  Without
+ * the flag binding 1 is still bound (to out again: every RANDOM binds the
+ * same two slots) and never read.
+ * Binding 0: out (T); binding 1: the offset words (u32).  Grid-stride over
+ * n.  T = i32 only for BERNOULLI.
  */
 #ifndef KILN_KERNELS_RANDOM_H
 #define KILN_KERNELS_RANDOM_H
@@ -54,12 +65,17 @@ enum kiln_random_dist {
     KILN_RANDOM_BERNOULLI,
 };
 
+/* Flag or-ed into dist: add binding 1's 64-bit value to the offset. */
+#define KILN_RANDOM_DEVICE_OFFSET 0x100
+#define KILN_RANDOM_DIST_MASK 0xff
+
 #define KILN_RANDOM_TRUNC_ATTEMPTS 16
 
 typedef struct kiln_random_params {
     int32_t n;
     int32_t dist;
     int32_t off_out;
+    int32_t off_dev;      /* binding 1's {lo, hi}, in u32 elements */
     uint32_t seed_lo, seed_hi;
     uint32_t offset_lo, offset_hi;
     uint32_t a_lo, a_hi;
