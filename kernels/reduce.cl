@@ -106,6 +106,20 @@ uint reduce_slice(uint v, uint split, uint nred, uint *r0, uint *r1)
     return split > 1 ? v / split : v;
 }
 
+/* Whether at most one reduced dimension has size > 1 (the plan merges
+ * contiguous ones), and then its stride in *step (0 for none). */
+int single_step(const int *shape, const int *stride, int *step)
+{
+    int found = 0;
+    *step = 0;
+    for (int d = 0; d < KDIMS; d++)
+        if (shape[d] != 1) {
+            *step = stride[d];
+            found++;
+        }
+    return found <= 1;
+}
+
 KILN_KERNEL void kiln_reduce(__global const T *in, __global T *out,
                              const reduce_params P)
 {
@@ -113,6 +127,8 @@ KILN_KERNEL void kiln_reduce(__global const T *in, __global T *out,
     reduce_params p = P;
     uint lid = kiln_local_index();
     uint split = (uint)max(p.split, 1);
+    int step;
+    const int single = single_step(p.red_shape, p.red_stride, &step);
     for (uint v = kiln_group_index(); v < (uint)p.nout * split;
          v += kiln_group_count()) {
         uint r0, r1;
@@ -120,10 +136,14 @@ KILN_KERNEL void kiln_reduce(__global const T *in, __global T *out,
         int base = p.off_in +
                    kiln_offset((int)o, p.outer_shape, p.outer_stride);
         T acc = reduce_identity(p.op);
-        for (uint r = r0 + lid; r < r1; r += NTHREADS)
-            acc = reduce_combine(
-                p.op, acc,
-                in[base + kiln_offset((int)r, p.red_shape, p.red_stride)]);
+        if (single) /* at most one reduced dimension: no divisions */
+            for (uint r = r0 + lid; r < r1; r += NTHREADS)
+                acc = reduce_combine(p.op, acc, in[base + (int)r * step]);
+        else
+            for (uint r = r0 + lid; r < r1; r += NTHREADS)
+                acc = reduce_combine(
+                    p.op, acc,
+                    in[base + kiln_offset((int)r, p.red_shape, p.red_stride)]);
         T val = reduce_group(p.op, acc, part, lid);
         if (lid == 0)
             out[p.off_out + (int)v] =

@@ -31,13 +31,32 @@ layout(push_constant, std430) uniform Params {
 
 #include "reduce_common.glsl"
 
+/* Whether at most one reduced dimension has size > 1 (the plan merges
+ * contiguous ones), and then its stride in @step (0 for none). */
+bool single_step(out int step)
+{
+    int found = 0;
+    step = 0;
+    for (int d = 0; d < KILN_KDIMS; d++)
+        if (p.red_shape[d] != 1) {
+            step = p.red_stride[d];
+            found++;
+        }
+    return found <= 1;
+}
+
 /* This invocation's share of r0 <= r < r1 from @base. */
 T fold(int op, int base, uint lid, uint r0, uint r1)
 {
     T acc = fold_identity(op), c = T(0);
-    for (uint r = r0 + lid; r < r1; r += gl_WorkGroupSize.x)
-        fold_add(op, acc, c,
-                 in_.d[base + kiln_offset(r, p.red_shape, p.red_stride)]);
+    int step;
+    if (single_step(step)) /* no divisions per element */
+        for (uint r = r0 + lid; r < r1; r += gl_WorkGroupSize.x)
+            fold_add(op, acc, c, in_.d[base + int(r) * step]);
+    else
+        for (uint r = r0 + lid; r < r1; r += gl_WorkGroupSize.x)
+            fold_add(op, acc, c,
+                     in_.d[base + kiln_offset(r, p.red_shape, p.red_stride)]);
     return fold_result(op, acc, c);
 }
 

@@ -113,19 +113,38 @@ kiln_status kiln__reduction(kiln_context *ctx, const char *call,
     return KILN_OK;
 }
 
-/* The kept and reduced sides of @t's dimensions as shape + strides. */
+/* Appends a dimension to one side of a plan: size-1 dimensions are
+ * dropped and one that continues the previous one contiguously (the
+ * previous stride = this one's stride times its size) merges into it,
+ * which keeps the row-major order of the side's index. */
+static void side_push(int *n, int64_t *shape, int64_t *stride, int64_t size,
+                      int64_t step)
+{
+    if (size == 1)
+        return;
+    if (*n > 0 && stride[*n - 1] == step * size) {
+        shape[*n - 1] *= size;
+        stride[*n - 1] = step;
+        return;
+    }
+    shape[*n] = size;
+    stride[(*n)++] = step;
+}
+
+/* The kept and reduced sides of @t's dimensions as shape + strides, each
+ * side's contiguous runs merged (mostly one reduced dimension: the
+ * kernels' fast path). */
 static void plan_reduce(const kiln_tensor *t, const kiln_reduction *r,
                         reduce_plan *pl)
 {
     memset(pl, 0, sizeof *pl);
     for (int i = 0; i < t->ndim; i++) {
-        if (r->reduced[i]) {
-            pl->red_shape[pl->nred_dims] = t->shape[i];
-            pl->red_stride[pl->nred_dims++] = t->stride[i];
-        } else {
-            pl->out_shape[pl->nout_dims] = t->shape[i];
-            pl->out_stride[pl->nout_dims++] = t->stride[i];
-        }
+        if (r->reduced[i])
+            side_push(&pl->nred_dims, pl->red_shape, pl->red_stride,
+                      t->shape[i], t->stride[i]);
+        else
+            side_push(&pl->nout_dims, pl->out_shape, pl->out_stride,
+                      t->shape[i], t->stride[i]);
     }
 }
 
