@@ -1,11 +1,35 @@
 /*
  * args.c - the demos' common command-line options and device opening.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "demo.h"
+
+/* mkdir -p @path; 0, or -1 with errno set. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = c;
+    }
+    return 0;
+}
 
 int demo_parse_args(int argc, char **argv, demo_args *a, const char *usage)
 {
@@ -51,6 +75,12 @@ int demo_parse_args(int argc, char **argv, demo_args *a, const char *usage)
     }
     if (a->epochs < 1 || a->batch < 1 || !(a->lr > 0)) {
         printf("--epochs and --batch must be >= 1 and --lr > 0\n%s", usage);
+        return 0;
+    }
+    /* The pictures' folder is made when missing, like mkdir -p. */
+    if (a->out && make_dirs(a->out) != 0) {
+        printf("--out %s: cannot create the folder: %s\n", a->out,
+               strerror(errno));
         return 0;
     }
     return 1;

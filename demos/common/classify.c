@@ -181,10 +181,22 @@ static int predict_some(kiln_model *m, const kiln_dataset *d, int n,
     return st == KILN_OK ? 0 : -1;
 }
 
-/* A demo's augmentation hook and the training set it rewrites. */
+/* A demo's augmentation hook (demo_classifier.augment). */
+typedef void augment_fn(kiln_dataset *train, int64_t ntrain, int64_t epoch,
+                        uint64_t seed);
+
+/* What --augment calls @f. */
+static const char *augment_name(augment_fn *f)
+{
+    return !f                         ? "none"
+           : f == demo_augment_affine ? "affine"
+           : f == demo_augment_shift  ? "shift"
+                                      : "the demo's own";
+}
+
+/* The augmentation hook and the training set it rewrites. */
 typedef struct augmentation {
-    void (*augment)(kiln_dataset *train, int64_t ntrain, int64_t epoch,
-                    uint64_t seed);
+    augment_fn *augment;
     kiln_dataset *train;
     int64_t ntrain;
     uint64_t seed;
@@ -243,8 +255,8 @@ static int train_classifier(const demo_args *a, kiln_model *m,
         fo.on_epoch = augment_next_epoch;
         fo.user = aug;
         printf("augmentation: the %lld training images moved anew every "
-               "epoch (seed %llu; see the demo's augment function)\n",
-               (long long)aug->ntrain, (unsigned long long)aug->seed);
+               "epoch (seed %llu; %s)\n", (long long)aug->ntrain,
+               (unsigned long long)aug->seed, augment_name(aug->augment));
     }
     kiln_history h = {0};
     printf("training: %d epochs, batch %lld, %lld samples\n", a->epochs,
@@ -316,10 +328,42 @@ static int train_classifier(const demo_args *a, kiln_model *m,
     return reached && pictures == 4 ? 0 : 1;
 }
 
+/* Takes --augment MODE out of argv (the common parser does not know it)
+ * into *f.  0 after printing why on a missing or unknown mode. */
+static int augment_option(int *argc, char **argv, augment_fn **f)
+{
+    int n = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--augment")) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        const char *v = i + 1 < *argc ? argv[++i] : "";
+        if (!strcmp(v, "affine"))
+            *f = demo_augment_affine;
+        else if (!strcmp(v, "shift"))
+            *f = demo_augment_shift;
+        else if (!strcmp(v, "none"))
+            *f = NULL;
+        else {
+            printf("--augment takes affine, shift or none, not '%s'\n", v);
+            return 0;
+        }
+    }
+    *argc = n;
+    return 1;
+}
+
 int demo_classifier_main(int argc, char **argv, const demo_classifier *c)
 {
     demo_args a = c->defaults;
-    if (!demo_parse_args(argc, argv, &a, c->usage))
+    augment_fn *augment = c->augment;
+    char usage[1024];
+    snprintf(usage, sizeof usage, "%s--augment affine|shift|none: move the "
+             "training images anew every epoch (default here: %s)\n",
+             c->usage, augment_name(augment));
+    if (!augment_option(&argc, argv, &augment) ||
+        !demo_parse_args(argc, argv, &a, usage))
         return 2;
     if (a.fast) { /* the few-second variant the tests run */
         a.epochs = c->fast_epochs;
@@ -344,10 +388,10 @@ int demo_classifier_main(int argc, char **argv, const demo_classifier *c)
             kiln_model_compile(m, KILN_LOSS_SOFTMAX_XENT, &opt) == KILN_OK)
             rc = train_classifier(&a, m, &train, &test, c->name,
                                   a.fast ? c->fast_target : c->target,
-                                  c->augment ? &(augmentation){c->augment,
-                                                               &train, 0,
-                                                               a.seed}
-                                             : NULL);
+                                  augment ? &(augmentation){augment,
+                                                            &train, 0,
+                                                            a.seed}
+                                          : NULL);
         else
             fprintf(stderr, "%s: building the model: %s\n", c->name,
                     kiln_error_message(ctx));

@@ -100,6 +100,13 @@ uint64_t demo_next_random(uint64_t *state);
 void demo_augment_shift(kiln_dataset *train, int64_t ntrain, int64_t epoch,
                         uint64_t seed);
 
+/* demo_classifier.augment for digits: every training image mapped by its
+ * own small random affine map about the centre (rotation up to 12 degrees,
+ * scale 1 +- 0.1, shear +- 0.15, shift up to 2 pixels each way), sampled
+ * bilinearly, background moving in; new every epoch, from @seed. */
+void demo_augment_affine(kiln_dataset *train, int64_t ntrain, int64_t epoch,
+                         uint64_t seed);
+
 /* An image-classification demo: its name, its model and its data. */
 typedef struct demo_classifier {
     const char *name;
@@ -122,7 +129,9 @@ typedef struct demo_classifier {
 
 /* Parses the options, opens the device, loads the data, builds and
  * compiles the model (softmax cross-entropy, Adam at --lr), then
- * demo_train_classifier.  Returns the exit status. */
+ * demo_train_classifier.  Returns the exit status.  Besides the common
+ * options it takes --augment affine|shift|none, which replaces the demo's
+ * default augmentation (c->augment) for this run. */
 int demo_classifier_main(int argc, char **argv, const demo_classifier *c);
 
 #endif
