@@ -119,12 +119,14 @@ void kiln_graph_set_runs(kiln_graph *g, uint64_t runs)
         g->runs = runs;
 }
 
-kiln_status kiln__g_write_run_offset(kiln_graph *g, int all)
+/* Writes runs << 32 to g->run_offset (creating it) when a node of @g
+ * reads it (gop.run_offset). */
+static kiln_status write_run_offset(kiln_graph *g)
 {
-    const char *call = "kiln_graph_run";
+    const char *call = "kiln__graph_prepare_replay";
     int reads = 0;
     for (int i = 0; !reads && i < g->nnodes; i++)
-        reads = g->nodes[i]->op->run_offset && (all || g->nodes[i]->needed);
+        reads = g->nodes[i]->op->run_offset;
     if (!reads)
         return KILN_OK;
     if (!g->run_offset) {
@@ -152,7 +154,7 @@ kiln_status kiln__graph_prepare_replay(kiln_graph *g)
                            "kiln__graph_prepare_replay: writes the run "
                            "counter from the host, so it goes before a "
                            "capture or replay, not inside one");
-    kiln_status st = g->training ? kiln__g_write_run_offset(g, 1) : KILN_OK;
+    kiln_status st = g->training ? write_run_offset(g) : KILN_OK;
     g->run_offset_prepared = st == KILN_OK;
     return st;
 }

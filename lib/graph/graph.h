@@ -118,11 +118,6 @@ extern const kiln_gop kiln__gop_input;
 extern const kiln_gop kiln__gop_constant;
 extern const kiln_gop kiln__gop_variable;
 
-/** Writes runs << 32 to g->run_offset (creating it) when a node of @g
- *  reads it (gop.run_offset), @all or one this run needs.  Host work: not
- *  inside a capture. */
-kiln_status kiln__g_write_run_offset(kiln_graph *g, int all);
-
 /** Before replaying (or capturing) a recorded run of @g in training mode:
  *  writes the dropout offset of run g->runs (set it first with
  *  kiln_graph_set_runs) to the device, where the recorded dropout kernels

@@ -785,14 +785,16 @@ static kiln_status run_dropout(kiln_node *n, kiln_tensor *const *in,
 {
     if (!n->g->training)
         return kiln__gnn_ran(n, kiln__tensor_view(in[0]), out); /* the identity */
-    /* The offset runs << 32 from the device counter (graph.c), which
-     * kiln_graph_run wrote for this run, or kiln__graph_prepare_replay
-     * for this capture; any other capture (a user's own recording) bakes
-     * it into the dispatch: its replays repeat the captured mask. */
+    /* The offset runs << 32: in a capture that kiln__graph_prepare_replay
+     * prepared (kiln_model_fit's recorded steps), read from the device
+     * counter it wrote, which it rewrites before each replay; otherwise a
+     * parameter of the dispatch (the same numbers, and an eager run needs
+     * no host write: any other capture, a user's own recording, repeats
+     * the captured mask). */
     kiln_graph *g = n->g;
     kiln_tensor *mask = NULL, *y;
-    if (g->run_offset && g->run_offset_runs == g->runs &&
-        (!g->ctx->recording || g->run_offset_prepared))
+    if (g->ctx->recording && g->run_offset_prepared && g->run_offset &&
+        g->run_offset_runs == g->runs)
         y = kiln__dropout_dev(in[0], n->attr.d[0], (uint64_t)n->attr.i[0], 0,
                               g->run_offset, &mask);
     else

@@ -176,11 +176,6 @@ kiln_status kiln_graph_run(kiln_graph *g, int nfeeds, const kiln_feed *feeds,
     kiln_status st = mark_needed(g, nfetch, fetch);
     if (st == KILN_OK && g->fusion)
         st = kiln__g_fuse_plan(g);
-    /* Dropout reads this run's Philox offset from the device, where a
-     * recorded run reads it too; a capture cannot write it (host work):
-     * kiln__graph_prepare_replay does, before the capture and each replay. */
-    if (st == KILN_OK && g->training && !g->ctx->recording)
-        st = kiln__g_write_run_offset(g, 0);
 
     /* KILN_GRAPH_TRACE=1: one line per kernel-issuing step on stderr, to
      * see what a run computes and what fused. */
